@@ -1,0 +1,233 @@
+/* The hub: owns the event_base, the run queue and the loop that drives green threads
+ * until nothing is left; decides what an uncaught green-thread error prints.
+ * It knows threads only through sched.h: parking and waking live there. */
+#include "hub.h"
+#include "sched.h"
+#include "compat.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *requested_backend;
+static char hub_key; /* registry: light userdata key -> hub box */
+
+#define RUNQ_BUDGET 1024 /* resumes per pass before libevent polls fds again */
+
+void gl_hub_use(const char *name)
+{
+    requested_backend = name;
+}
+
+static struct event_base *make_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return NULL;
+    /* one thread per hub: no locks; changelist folds a del+add within one pass */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    const char *want = requested_backend ? requested_backend : getenv("GL_HUB");
+    if (want && *want) {
+        static const char *const all[] = {"epoll", "poll", "select", "kqueue", "devpoll"};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+            if (strcmp(all[i], want) != 0)
+                event_config_avoid_method(cfg, all[i]);
+    }
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
+static void runq_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gl_hub *h = arg;
+    for (int budget = RUNQ_BUDGET; h->rq_len && budget > 0; budget--) {
+        gl_thread *t = h->runq[h->rq_head];
+        h->rq_head = (h->rq_head + 1) % h->rq_cap;
+        h->rq_len--;
+        t->queued = 0;
+        if (t->state == GL_T_READY)
+            gl_sched_resume(t);
+        else if (t->state == GL_T_DEAD)
+            gl_sched_finish(h->L, t); /* killed before it started: unanchor now */
+    }
+    if (h->rq_len)
+        event_active(h->runq_ev, EV_READ, 0);
+}
+
+void gl_hub_enqueue(gl_hub *h, gl_thread *t)
+{
+    if (h->rq_len == h->rq_cap) {
+        size_t cap = h->rq_cap ? h->rq_cap * 2 : 64;
+        gl_thread **q = malloc(cap * sizeof *q);
+        if (!q) {
+            fprintf(stderr, "gl: out of memory growing the run queue\n");
+            abort();
+        }
+        for (size_t i = 0; i < h->rq_len; i++)
+            q[i] = h->runq[(h->rq_head + i) % h->rq_cap];
+        free(h->runq);
+        h->runq = q;
+        h->rq_cap = cap;
+        h->rq_head = 0;
+    }
+    h->runq[(h->rq_head + h->rq_len) % h->rq_cap] = t;
+    if (h->rq_len++ == 0)
+        event_active(h->runq_ev, EV_READ, 0);
+    t->queued = 1;
+}
+
+static int hub_gc(lua_State *L)
+{
+    gl_hub **box = lua_touserdata(L, 1);
+    if (*box) {
+        gl_hub_free(*box);
+        *box = NULL;
+    }
+    return 0;
+}
+
+gl_hub *gl_hub_new(lua_State *L, struct event_base *base)
+{
+    gl_hub **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    lua_newtable(L);
+    lua_pushcfunction(L, hub_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    gl_hub *h = calloc(1, sizeof *h);
+    if (!h)
+        luaL_error(L, "gl: out of memory");
+    *box = h;
+    h->L = L;
+    h->base = base;
+    if (!base) {
+        h->base = make_base();
+        h->own_base = 1;
+        if (!h->base)
+            luaL_error(L, "gl: cannot create the event base");
+    }
+    h->runq_ev = event_new(h->base, -1, 0, runq_cb, h);
+    h->next_id = 0; /* the first thread spawned (the main one) is 1 */
+    lua_newtable(L);
+    h->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &hub_key); /* the box: collected with the state */
+    return h;
+}
+
+void gl_hub_free(gl_hub *h)
+{
+    if (h->runq_ev)
+        event_free(h->runq_ev);
+    if (h->own_base)
+        event_base_free(h->base);
+    free(h->runq);
+    free(h->free_slots);
+    free(h);
+}
+
+gl_hub *gl_hub_get(lua_State *L)
+{
+    gl_thread *t = gl_current(L);
+    if (t)
+        return t->hub;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &hub_key);
+    gl_hub **box = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!box || !*box)
+        luaL_error(L, "gl: the hub is not open in this Lua state");
+    return *box;
+}
+
+int gl_hub_exists(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &hub_key);
+    gl_hub **box = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return box && *box;
+}
+
+int gl_hub_idle(gl_hub *h)
+{
+    if (h->rq_len)
+        return 0;
+    int n = event_base_get_num_events(h->base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
+    return n <= h->n_internal;
+}
+
+/* A thread parked on nothing but a wait queue when nothing can run: the main thread
+ * first, else the oldest. */
+static gl_thread *forgotten_waiter(gl_hub *h)
+{
+    lua_State *L = h->L;
+    gl_thread *best = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+    for (int i = 1; i <= h->max_slot; i++) {
+        lua_rawgeti(L, -1, i);
+        gl_thread *t = luaL_testudata(L, -1, GL_THREAD_MT);
+        lua_pop(L, 1);
+        if (!t || t->state != GL_T_PARKED || t->ev_armed || t->unwait)
+            continue;
+        if (t->is_main) {
+            best = t;
+            break;
+        }
+        if (!best || t->id < best->id)
+            best = t;
+    }
+    lua_pop(L, 1);
+    return best;
+}
+
+int gl_hub_step(gl_hub *h, int nonblock)
+{
+    if (gl_hub_idle(h))
+        return 0;
+    event_base_loop(h->base, EVLOOP_ONCE | (nonblock ? EVLOOP_NONBLOCK : 0));
+    return !gl_hub_idle(h);
+}
+
+int gl_hub_run(gl_hub *h)
+{
+    h->stop = 0;
+    while (!h->stop) {
+        if (gl_hub_idle(h)) {
+            gl_thread *t = forgotten_waiter(h);
+            if (!t)
+                break;
+            lua_pushnil(h->L);
+            gl_sched_wake(h->L, t, GL_WAKE_DEADLOCK, 1);
+            continue;
+        }
+        event_base_loop(h->base, EVLOOP_ONCE);
+    }
+    return h->exit_code;
+}
+
+void gl_hub_report(gl_hub *h, gl_thread *t)
+{
+    lua_State *L = h->L;
+    lua_State *co = t->co;
+    int top = lua_gettop(L);
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+    const char *msg;
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ||
+        luaL_getmetafield(L, -1, "__tostring") != LUA_TNIL) {
+        lua_settop(L, top + 1);
+        msg = luaL_tolstring(L, -1, NULL);
+    } else {
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+    }
+    luaL_traceback(L, co, msg, 0);
+    if (t->is_main)
+        fprintf(stderr, "gl: %s\n", lua_tostring(L, -1));
+    else
+        fprintf(stderr, "gl: uncaught error in green thread %lld: %s\n", (long long)t->id,
+                lua_tostring(L, -1));
+    fflush(stderr);
+    lua_settop(L, top);
+}

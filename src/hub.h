@@ -1,0 +1,52 @@
+/* The hub: one libevent event_base per Lua state, the run queue, and what an
+ * uncaught green-thread error prints. Green threads themselves live in sched.h. */
+#ifndef GL_HUB_H
+#define GL_HUB_H
+
+#include <lua.h>
+#include <event2/event.h>
+
+typedef struct gl_hub gl_hub;
+typedef struct gl_thread gl_thread;
+typedef struct gl_waitq gl_waitq;
+
+struct gl_hub {
+    lua_State *L;             /* the main state: runs callbacks, owns the registry */
+    struct event_base *base;
+    int own_base;
+    struct event *runq_ev;    /* made active while the run queue is not empty */
+    gl_thread **runq;         /* ring of READY threads */
+    size_t rq_head, rq_len, rq_cap;
+    int anchors_ref;          /* registry table: slot -> thread userdata, for live threads */
+    int *free_slots;          /* recycled anchor slots */
+    int n_free, cap_free, max_slot;
+    lua_Integer next_id;
+    gl_thread *current;       /* the running green thread, or NULL in the hub */
+    gl_thread *main;          /* the interpreter's main green thread, or NULL */
+    int n_internal;           /* events the interpreter itself keeps added (SIGINT, REPL) */
+    int exit_code;            /* set when the main thread fails: 1, or 130 for gl.Interrupt */
+    int stop;                 /* the hub loop should return */
+};
+
+/* Returns the hub of L's Lua state, or raises when gl is not loaded. */
+gl_hub *gl_hub_get(lua_State *L);
+/* True when the hub of main state L exists. */
+int gl_hub_exists(lua_State *L);
+/* Creates the hub for the main state L on base (NULL: make one). */
+gl_hub *gl_hub_new(lua_State *L, struct event_base *base);
+void gl_hub_free(gl_hub *h);
+/* Appends t to the run queue; the hub resumes it on its next pass. */
+void gl_hub_enqueue(gl_hub *h, gl_thread *t);
+/* True when nothing is queued and no event (but the interpreter's own) is added. */
+int gl_hub_idle(gl_hub *h);
+/* Drives the loop until idle (raising deadlock errors into forgotten waiters) or stopped.
+ * Returns h->exit_code. */
+int gl_hub_run(gl_hub *h);
+/* One pass of the loop; returns 1 while work is left. */
+int gl_hub_step(gl_hub *h, int nonblock);
+/* Prints an uncaught error of green thread t (error object on top of t's stack). */
+void gl_hub_report(gl_hub *h, gl_thread *t);
+/* Backend choice before the hub starts: "epoll", "poll", "select" or NULL. */
+void gl_hub_use(const char *name);
+
+#endif

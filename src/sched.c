@@ -1,0 +1,802 @@
+/* Green threads: spawn, park and wake, kill, wait queues, and the GreenThread handle.
+ * A thread is a coroutine plus a gl_thread userdata; the userdata is anchored in the
+ * hub's anchor table from spawn until it has ended and left the run queue. */
+#include "sched.h"
+#include "compat.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAITQ_MT "gl.waitq"
+
+static char sentinels_key;
+
+void gl_push_sentinel(lua_State *L, const char *name)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinels_key);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+}
+
+/* ---- wait queues ---- */
+
+void gl_waitq_push(gl_waitq *q, gl_thread *t)
+{
+    t->wq = q;
+    t->wq_next = NULL;
+    t->wq_prev = q->tail;
+    if (q->tail)
+        q->tail->wq_next = t;
+    else
+        q->head = t;
+    q->tail = t;
+    q->n++;
+}
+
+void gl_waitq_remove(gl_thread *t)
+{
+    gl_waitq *q = t->wq;
+    if (!q)
+        return;
+    if (t->wq_prev)
+        t->wq_prev->wq_next = t->wq_next;
+    else
+        q->head = t->wq_next;
+    if (t->wq_next)
+        t->wq_next->wq_prev = t->wq_prev;
+    else
+        q->tail = t->wq_prev;
+    q->n--;
+    t->wq = NULL;
+    t->wq_next = t->wq_prev = NULL;
+}
+
+gl_thread *gl_waitq_pop(gl_waitq *q)
+{
+    gl_thread *t = q->head;
+    if (t)
+        gl_waitq_remove(t);
+    return t;
+}
+
+/* ---- anchoring ---- */
+
+static void anchor(lua_State *L, gl_hub *h, gl_thread *t, int ud)
+{
+    int slot;
+    ud = lua_absindex(L, ud);
+    if (h->n_free)
+        slot = h->free_slots[--h->n_free];
+    else
+        slot = ++h->max_slot;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+    lua_pushvalue(L, ud);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 1);
+    t->slot = slot;
+}
+
+static void unanchor(lua_State *L, gl_thread *t)
+{
+    gl_hub *h = t->hub;
+    if (!t->slot)
+        return;
+    if (h->n_free == h->cap_free) {
+        int cap = h->cap_free ? h->cap_free * 2 : 256;
+        int *p = realloc(h->free_slots, (size_t)cap * sizeof *p);
+        if (!p) {
+            /* keep the slot taken rather than fail: a leak of one slot, not a crash */
+            t->slot = 0;
+            return;
+        }
+        h->free_slots = p;
+        h->cap_free = cap;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, t->slot);
+    lua_pop(L, 1);
+    h->free_slots[h->n_free++] = t->slot;
+    t->slot = 0;
+}
+
+void gl_push_thread(lua_State *L, gl_thread *t)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->hub->anchors_ref);
+    lua_rawgeti(L, -1, t->slot);
+    lua_remove(L, -2);
+}
+
+/* ---- blocking ---- */
+
+gl_thread *gl_check_blocking(lua_State *L, const char *what)
+{
+    gl_thread *t = gl_current(L);
+    if (!t)
+        luaL_error(L, "%s: not in a green thread (run the code with gl.spawn or the gl "
+                      "interpreter)", what);
+    if (!lua_isyieldable(L) || gl_in_hub_wait(L))
+        luaL_error(L, "%s: cannot block here (inside a metamethod, an iterator or a C "
+                      "callback that cannot yield)", what);
+    return t;
+}
+
+void gl_sched_check_pending(lua_State *L, gl_thread *t)
+{
+    if (t->pending_timeout) {
+        void *to = t->pending_timeout;
+        t->pending_timeout = NULL;
+        gl_timeout_push_error(L, to);
+        lua_error(L);
+    }
+}
+
+static void thread_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    gl_thread *t = arg;
+    t->ev_armed = 0;
+    if (t->state == GL_T_READY && !t->started) { /* spawn_after's delay is over */
+        gl_hub_enqueue(t->hub, t);
+        return;
+    }
+    if (t->state != GL_T_PARKED)
+        return;
+    gl_waitq_remove(t);
+    if (t->unwait) {
+        t->unwait(t);
+        t->unwait = NULL;
+    }
+    t->wake_kind = (what & EV_TIMEOUT) ? GL_WAKE_TIMEOUT : GL_WAKE_OK;
+    t->state = GL_T_READY;
+    gl_sched_resume(t);
+}
+
+int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
+{
+    struct event_base *base = t->hub->base;
+    if (!t->ev)
+        t->ev = event_new(base, fd, what, thread_ev_cb, t);
+    else
+        event_assign(t->ev, base, fd, what, thread_ev_cb, t);
+    if (!t->ev)
+        return -1;
+    struct timeval tv, *tvp = NULL;
+    if (sec >= 0) {
+        tv.tv_sec = (time_t)sec;
+        tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
+        tvp = &tv;
+    }
+    if (event_add(t->ev, tvp) != 0)
+        return -1;
+    t->ev_armed = 1;
+    return 0;
+}
+
+/* Cancels whatever t waits on. */
+static void unpark(gl_thread *t)
+{
+    gl_waitq_remove(t);
+    if (t->ev_armed) {
+        event_del(t->ev);
+        t->ev_armed = 0;
+    }
+    if (t->unwait) {
+        t->unwait(t);
+        t->unwait = NULL;
+    }
+}
+
+int gl_sched_park(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
+{
+    t->state = GL_T_PARKED;
+    t->hub_yield = 1;
+    t->wake_kind = GL_WAKE_OK;
+    t->nwake = 0;
+    return lua_yieldk(L, 0, ctx, k);
+}
+
+int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
+{
+    t->state = GL_T_READY;
+    t->hub_yield = 1;
+    t->wake_kind = GL_WAKE_OK;
+    t->nwake = 0;
+    gl_hub_enqueue(t->hub, t);
+    return lua_yieldk(L, 0, ctx, k);
+}
+
+void gl_sched_wake(lua_State *L, gl_thread *t, int kind, int push)
+{
+    unpark(t);
+    if (push) {
+        lua_checkstack(t->co, 2);
+        lua_xmove(L, t->co, 1);
+    }
+    t->nwake = (unsigned char)(push != 0);
+    t->wake_kind = (unsigned char)kind;
+    t->state = GL_T_READY;
+    if (!t->queued)
+        gl_hub_enqueue(t->hub, t);
+}
+
+int gl_sched_wake_check(lua_State *L, gl_thread *t)
+{
+    switch (t->wake_kind) {
+    case GL_WAKE_RAISE:
+        lua_error(L); /* the wake value is the error */
+        break;
+    case GL_WAKE_DEADLOCK:
+        lua_pop(L, 1);
+        lua_pushfstring(L, "deadlock: %s would wait forever",
+                        t->wait_data ? (const char *)t->wait_data : "wait");
+        lua_error(L);
+        break;
+    default:
+        lua_pop(L, 1);
+        break;
+    }
+    return t->wake_kind;
+}
+
+int gl_wake_ready(lua_State *L)
+{
+    gl_thread *t = gl_current(L);
+    if (!t) {
+        lua_pop(L, 1);
+        return 1;
+    }
+    return gl_sched_wake_check(L, t) == GL_WAKE_OK;
+}
+
+void gl_sched_throw(lua_State *L, gl_thread *t)
+{
+    switch (t->state) {
+    case GL_T_DEAD:
+        lua_pop(L, 1);
+        return;
+    case GL_T_PARKED:
+        gl_sched_wake(L, t, GL_WAKE_RAISE, 1);
+        return;
+    case GL_T_READY:
+        if (!t->started) { /* it never starts: it ends with err as its error */
+            if (t->ev_armed) {
+                event_del(t->ev);
+                t->ev_armed = 0;
+            }
+            lua_settop(t->co, 0);
+            lua_xmove(L, t->co, 1);
+            t->state = GL_T_DEAD;
+            t->failed = 1;
+            t->nres = 1;
+            gl_sched_finish(L, t);
+            return;
+        }
+        lua_pop(t->co, t->nwake); /* a pending wake value gives way to the error */
+        lua_checkstack(t->co, 2);
+        lua_xmove(L, t->co, 1);
+        t->nwake = 1;
+        t->wake_kind = GL_WAKE_RAISE;
+        return;
+    default: /* RUNNING: the caller raises it itself */
+        lua_error(L);
+    }
+}
+
+/* ---- life cycle ---- */
+
+static int is_sentinel(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    gl_push_sentinel(L, name);
+    int eq = lua_rawequal(L, idx, -1);
+    lua_pop(L, 1);
+    return eq;
+}
+
+void gl_sched_resume(gl_thread *t)
+{
+    gl_hub *h = t->hub;
+    lua_State *co = t->co;
+    int nargs;
+    if (!t->started) {
+        t->started = 1;
+        nargs = lua_gettop(co) - 1;
+    } else {
+        if (!t->nwake)
+            lua_pushboolean(co, t->wake_kind != GL_WAKE_TIMEOUT);
+        nargs = 1;
+    }
+    t->nwake = 0;
+    t->state = GL_T_RUNNING;
+    t->hub_yield = 0;
+    gl_thread *prev = h->current;
+    h->current = t;
+    int nres;
+    int st = lua_resume(co, h->L, nargs, &nres);
+    h->current = prev;
+    if (st == LUA_YIELD) {
+        if (!t->hub_yield) { /* a bare lua_yield from some C library: treat as sleep(0) */
+            lua_pop(co, nres);
+            t->state = GL_T_READY;
+            gl_hub_enqueue(h, t);
+        }
+        return;
+    }
+    t->state = GL_T_DEAD;
+    if (st != LUA_OK) {
+        t->failed = 1;
+        int quiet = is_sentinel(co, -1, "GreenletExit") || t->no_report;
+        if (t->is_main) {
+            int interrupted = is_sentinel(co, -1, "Interrupt");
+            if (interrupted)
+                fprintf(stderr, "gl: interrupted\n");
+            else
+                gl_hub_report(h, t);
+            h->exit_code = interrupted ? 130 : 1;
+            h->stop = 1;
+            event_base_loopbreak(h->base);
+        } else if (!quiet) {
+            gl_hub_report(h, t);
+        }
+        /* run the thread's <close> variables; the error object stays at index 1 */
+        if (gl_closethread(co, h->L) != LUA_OK && !quiet) {
+            gl_hub_report(h, t);
+        }
+        lua_settop(co, 1);
+        nres = 1;
+    }
+    t->nres = nres;
+    gl_sched_finish(h->L, t);
+}
+
+static void run_links(lua_State *L, gl_thread *t)
+{
+    int top = lua_gettop(L);
+    gl_push_thread(L, t);
+    if (lua_getiuservalue(L, -1, 2) == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, top + 2, i) != LUA_TTABLE) {
+                lua_pop(L, 1);
+                continue;
+            }
+            int entry = lua_gettop(L);
+            lua_Integer nargs = luaL_len(L, entry);
+            lua_rawgeti(L, entry, 1); /* fn */
+            lua_pushvalue(L, top + 1); /* gt */
+            for (lua_Integer a = 2; a <= nargs; a++)
+                lua_rawgeti(L, entry, a);
+            if (lua_pcall(L, (int)nargs, 0, 0) != LUA_OK) {
+                fprintf(stderr, "gl: error in a link of green thread %lld: %s\n",
+                        (long long)t->id, luaL_tolstring(L, -1, NULL));
+                lua_pop(L, 1);
+            }
+            lua_settop(L, entry - 1);
+        }
+    }
+    lua_settop(L, top);
+}
+
+void gl_sched_finish(lua_State *L, gl_thread *t)
+{
+    if (!t->finished) {
+        t->finished = 1;
+        if (t->pending_timeout) { /* it ended before the Timeout could raise */
+            gl_timeout_push_error(L, t->pending_timeout);
+            lua_pop(L, 1);
+            t->pending_timeout = NULL;
+        }
+        gl_thread *j;
+        while ((j = gl_waitq_pop(&t->joiners)) != NULL)
+            gl_sched_wake(L, j, GL_WAKE_OK, 0);
+        run_links(L, t);
+    }
+    if (!t->queued)
+        unanchor(L, t);
+}
+
+gl_thread *gl_spawn(lua_State *L, int n)
+{
+    gl_hub *h = gl_hub_get(L);
+    luaL_checktype(L, -(n + 1), LUA_TFUNCTION);
+    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 2);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, GL_THREAD_MT);
+    t->hub = h;
+    t->id = ++h->next_id;
+    t->co = lua_newthread(L);
+    lua_setiuservalue(L, -2, 1);
+    gl_set_owner(t->co, t, 0);
+    /* stack: fn, args..., ud */
+    lua_insert(L, -(n + 2));
+    lua_xmove(L, t->co, n + 1);
+    anchor(L, h, t, -1);
+    t->state = GL_T_READY;
+    return t;
+}
+
+/* ---- Lua functions ---- */
+
+static gl_thread *check_thread(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, GL_THREAD_MT);
+}
+
+static int l_spawn(lua_State *L)
+{
+    gl_thread *t = gl_spawn(L, lua_gettop(L) - 1);
+    gl_hub_enqueue(t->hub, t);
+    return 1;
+}
+
+static int l_spawn_n(lua_State *L)
+{
+    gl_thread *t = gl_spawn(L, lua_gettop(L) - 1);
+    gl_hub_enqueue(t->hub, t);
+    return 0;
+}
+
+static int l_spawn_after(lua_State *L)
+{
+    double sec = luaL_checknumber(L, 1);
+    gl_thread *t = gl_spawn(L, lua_gettop(L) - 2);
+    if (gl_sched_arm(t, -1, 0, sec < 0 ? 0 : sec) != 0)
+        return luaL_error(L, "gl.spawn_after: cannot arm the timer");
+    return 1;
+}
+
+static int l_getcurrent(lua_State *L)
+{
+    gl_thread *t = gl_current(L);
+    if (!t)
+        return 0;
+    gl_push_thread(L, t);
+    return 1;
+}
+
+static int kill_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    gl_sched_wake_check(L, gl_current(L));
+    return 0;
+}
+
+static int l_kill(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    lua_settop(L, 2);
+    if (lua_isnil(L, 2)) {
+        lua_pop(L, 1);
+        gl_push_sentinel(L, "GreenletExit");
+    }
+    gl_thread *me = gl_current(L);
+    if (t->state == GL_T_DEAD)
+        return 0;
+    if (t == me)
+        return lua_error(L);
+    int started = t->started;
+    gl_sched_throw(L, t);
+    /* the killer yields so the victim runs until it blocks again or ends */
+    if (me && started && lua_isyieldable(L) && !gl_in_hub_wait(L))
+        return gl_sched_yield_ready(L, me, kill_k, 0);
+    return 0;
+}
+
+static int th_results(lua_State *L, gl_thread *t)
+{
+    lua_State *co = t->co;
+    if (t->failed) {
+        lua_pushvalue(co, 1);
+        lua_xmove(co, L, 1);
+        return lua_error(L);
+    }
+    int n = t->nres;
+    luaL_checkstack(L, n, "too many results");
+    int base = lua_gettop(co) - n;
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(co, base + i);
+        lua_xmove(co, L, 1);
+    }
+    return n;
+}
+
+static int th_wait_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    gl_sched_wake_check(L, gl_current(L));
+    return th_results(L, check_thread(L, 1));
+}
+
+static int th_wait(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    lua_settop(L, 1);
+    if (t->state != GL_T_DEAD) {
+        gl_thread *me = gl_check_blocking(L, "GreenThread:wait");
+        if (me == t)
+            return luaL_error(L, "GreenThread:wait: a green thread cannot wait for itself");
+        gl_sched_check_pending(L, me);
+        gl_waitq_push(&t->joiners, me);
+        me->wait_data = "GreenThread:wait";
+        return gl_sched_park(L, me, th_wait_k, 0);
+    }
+    return th_results(L, t);
+}
+
+static int th_cancel(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    if (!t->started && t->state != GL_T_DEAD) {
+        lua_settop(L, 2);
+        if (lua_isnil(L, 2)) {
+            lua_pop(L, 1);
+            gl_push_sentinel(L, "GreenletExit");
+        }
+        gl_sched_throw(L, t);
+    }
+    return 0;
+}
+
+static int th_link(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    luaL_checkany(L, 2);
+    int n = lua_gettop(L);
+    if (t->finished) { /* already ended: call at once */
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, 1);
+        for (int i = 3; i <= n; i++)
+            lua_pushvalue(L, i);
+        lua_call(L, n - 1, 0);
+        return 0;
+    }
+    if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 2);
+    }
+    lua_createtable(L, n - 1, 0);
+    for (int i = 2; i <= n; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, -2, i - 1);
+    }
+    lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+    return 0;
+}
+
+static int th_unlink(lua_State *L)
+{
+    check_thread(L, 1);
+    if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE)
+        return 0;
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawgeti(L, -1, 1);
+        int same = lua_rawequal(L, -1, 2);
+        lua_pop(L, 2);
+        if (same) {
+            for (lua_Integer j = i; j < n; j++) {
+                lua_rawgeti(L, -1, j + 1);
+                lua_rawseti(L, -2, j);
+            }
+            lua_pushnil(L);
+            lua_rawseti(L, -2, n);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int th_dead(lua_State *L)
+{
+    lua_pushboolean(L, check_thread(L, 1)->state == GL_T_DEAD);
+    return 1;
+}
+
+static const char *status_name(gl_thread *t)
+{
+    switch (t->state) {
+    case GL_T_DEAD:
+        return "dead";
+    case GL_T_RUNNING:
+        return "running";
+    default:
+        return t->started ? "suspended" : "pending";
+    }
+}
+
+static int th_status(lua_State *L)
+{
+    lua_pushstring(L, status_name(check_thread(L, 1)));
+    return 1;
+}
+
+static int th_tostring(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    lua_pushfstring(L, "gl.GreenThread %I (%s)", (LUAI_UACINT)t->id, status_name(t));
+    return 1;
+}
+
+static int th_index(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    const char *k = lua_tostring(L, 2);
+    if (k && strcmp(k, "id") == 0) {
+        lua_pushinteger(L, t->id);
+        return 1;
+    }
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int th_gc(lua_State *L)
+{
+    gl_thread *t = check_thread(L, 1);
+    if (t->ev) {
+        event_free(t->ev);
+        t->ev = NULL;
+    }
+    return 0;
+}
+
+/* ---- wait queues for the Lua side (Event, Semaphore, Queue) ---- */
+
+static int wq_new(lua_State *L)
+{
+    gl_waitq *q = lua_newuserdatauv(L, sizeof *q, 0);
+    q->head = q->tail = NULL;
+    q->n = 0;
+    luaL_setmetatable(L, WAITQ_MT);
+    return 1;
+}
+
+static int wq_park_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    gl_thread *t = gl_current(L);
+    switch (t->wake_kind) {
+    case GL_WAKE_OK:
+        lua_pushboolean(L, 1);
+        lua_insert(L, -2);
+        return 2; /* true, the value handed over */
+    case GL_WAKE_TIMEOUT:
+        lua_pop(L, 1);
+        lua_pushboolean(L, 0);
+        return 1;
+    default:
+        gl_sched_wake_check(L, t);
+        return 0;
+    }
+}
+
+/* q:park(name [, timeout]) -> true, value | false on timeout */
+static int wq_park(lua_State *L)
+{
+    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
+    const char *name = luaL_optstring(L, 2, "wait");
+    double sec = luaL_optnumber(L, 3, -1);
+    gl_thread *t = gl_check_blocking(L, name);
+    gl_sched_check_pending(L, t);
+    gl_waitq_push(q, t);
+    t->wait_data = (void *)name; /* stays on this call's stack while parked */
+    if (sec >= 0 && gl_sched_arm(t, -1, 0, sec) != 0) {
+        gl_waitq_remove(t);
+        return luaL_error(L, "%s: cannot arm the timer", name);
+    }
+    return gl_sched_park(L, t, wq_park_k, 0);
+}
+
+/* q:wake_one([v]) -> true when a waiter was woken (and handed v) */
+static int wq_wake_one(lua_State *L)
+{
+    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
+    gl_thread *t = gl_waitq_pop(q);
+    if (!t) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2);
+    gl_sched_wake(L, t, GL_WAKE_OK, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int wq_wake_all(lua_State *L)
+{
+    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
+    lua_settop(L, 2);
+    int n = 0;
+    gl_thread *t;
+    while ((t = gl_waitq_pop(q)) != NULL) {
+        lua_pushvalue(L, 2);
+        gl_sched_wake(L, t, GL_WAKE_OK, 1);
+        n++;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static int wq_len(lua_State *L)
+{
+    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
+    lua_pushinteger(L, q->n);
+    return 1;
+}
+
+static int l_sentinel_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "name");
+    return 1;
+}
+
+static void make_sentinel(lua_State *L, const char *name)
+{
+    lua_newtable(L);
+    lua_pushfstring(L, "gl.%s", name);
+    lua_setfield(L, -2, "name");
+    lua_newtable(L);
+    lua_pushcfunction(L, l_sentinel_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushfstring(L, "gl.%s", name);
+    lua_setfield(L, -2, "__name");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, name);
+}
+
+int gl_open_sched(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"wait", th_wait},   {"kill", l_kill},     {"cancel", th_cancel},
+        {"link", th_link},   {"unlink", th_unlink}, {"dead", th_dead},
+        {"status", th_status}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__index", th_index}, {"__gc", th_gc}, {"__tostring", th_tostring}, {NULL, NULL}};
+    static const luaL_Reg wq_methods[] = {
+        {"park", wq_park}, {"wake_one", wq_wake_one}, {"wake_all", wq_wake_all}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"spawn", l_spawn},         {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
+        {"getcurrent", l_getcurrent}, {"kill", l_kill},     {"waitq", wq_new},
+        {NULL, NULL}};
+
+    luaL_newmetatable(L, GL_THREAD_MT);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "methods");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, WAITQ_MT);
+    luaL_newlib(L, wq_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, wq_len);
+    lua_setfield(L, -2, "__len");
+    lua_pop(L, 1);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinels_key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        make_sentinel(L, "GreenletExit");
+        make_sentinel(L, "Interrupt");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinels_key);
+    }
+    lua_getfield(L, -1, "GreenletExit");
+    lua_setfield(L, -3, "GreenletExit");
+    lua_getfield(L, -1, "Interrupt");
+    lua_setfield(L, -3, "Interrupt");
+    lua_pop(L, 1);
+    luaL_setfuncs(L, funcs, 0);
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* Green threads: Lua coroutines with a scheduler state, parked on waits and woken by
+ * the hub. Owns spawn/park/wake/kill, wait queues and the hub-aware coroutine library. */
+#ifndef GL_SCHED_H
+#define GL_SCHED_H
+
+#include "hub.h"
+
+#include <stdint.h>
+
+enum { GL_T_READY, GL_T_RUNNING, GL_T_PARKED, GL_T_DEAD };
+enum { GL_WAKE_OK, GL_WAKE_TIMEOUT, GL_WAKE_RAISE, GL_WAKE_DEADLOCK };
+
+/* an intrusive FIFO of parked threads */
+struct gl_waitq {
+    gl_thread *head, *tail;
+    int n;
+};
+
+struct gl_thread {
+    lua_State *co;
+    gl_hub *hub;
+    struct event *ev;         /* the thread's own timer / fd wait, made on first use */
+    gl_waitq *wq;             /* the queue it is parked on, if any */
+    gl_thread *wq_next, *wq_prev;
+    gl_waitq joiners;         /* threads in :wait() */
+    void (*unwait)(gl_thread *t); /* cancels a wait armed elsewhere (a socket's event) */
+    void *wait_data;          /* for unwait; a waitq park keeps the call's name here */
+    void *pending_timeout;    /* a gl.Timeout that fired while the thread was READY */
+    lua_Integer id;
+    int slot;                 /* anchor slot while alive */
+    int nres;                 /* results (or the error) left on co's stack when dead */
+    unsigned char state, wake_kind, nwake, started, hub_yield, failed, queued, ev_armed;
+    unsigned char is_main, no_report, finished;
+};
+
+#define GL_THREAD_MT "gl.GreenThread"
+
+/* The green thread L runs in (L may be a user coroutine inside it), or NULL. Each
+ * coroutine's extra space holds its green thread; bit 0 marks a user coroutine that is
+ * suspended in a hub wait (so nobody else may resume it). */
+static inline gl_thread *gl_current(lua_State *L)
+{
+    return (gl_thread *)(*(uintptr_t *)lua_getextraspace(L) & ~(uintptr_t)1);
+}
+static inline void gl_set_owner(lua_State *co, gl_thread *t, int in_hub_wait)
+{
+    *(uintptr_t *)lua_getextraspace(co) = (uintptr_t)t | (uintptr_t)(in_hub_wait != 0);
+}
+static inline int gl_in_hub_wait(lua_State *co)
+{
+    return (int)(*(uintptr_t *)lua_getextraspace(co) & 1);
+}
+/* Raises a clear error unless L can block here; `what` names the call. Returns t. */
+gl_thread *gl_check_blocking(lua_State *L, const char *what);
+/* [-0, +1] Pushes the GreenThread userdata of live (or just-ended) t. */
+void gl_push_thread(lua_State *L, gl_thread *t);
+/* [-(n+1), +1] Spawns the function below the n arguments on top of L; pushes the handle. */
+gl_thread *gl_spawn(lua_State *L, int n);
+/* Resumes t with its wake value (the hub and callbacks call this). */
+void gl_sched_resume(gl_thread *t);
+/* Wakes a PARKED t: cancels its wait and queues it; kind says how it resumes. The value on
+ * top of L (if push) is delivered to it. */
+void gl_sched_wake(lua_State *L, gl_thread *t, int kind, int push);
+/* Parks the current thread: marks it, sets the hub-yield flag and yields to k. */
+int gl_sched_park(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
+/* Arms t's own event for fd/what (fd < 0: a timer) with timeout sec (< 0: none). */
+int gl_sched_arm(gl_thread *t, int fd, short what, double sec);
+/* Raises a pending Timeout of the running thread t, if one fired while it was READY. */
+void gl_sched_check_pending(lua_State *L, gl_thread *t);
+/* Links t to the tail of q / removes it. */
+void gl_waitq_push(gl_waitq *q, gl_thread *t);
+void gl_waitq_remove(gl_thread *t);
+gl_thread *gl_waitq_pop(gl_waitq *q);
+/* [-0, +1] Pushes one of gl's error sentinels ("GreenletExit", "Interrupt"). */
+void gl_push_sentinel(lua_State *L, const char *name);
+/* Pops the wake value and raises for a kill, a Timeout or a deadlock; returns the kind. */
+int gl_sched_wake_check(lua_State *L, gl_thread *t);
+/* Makes the running t READY again (sleep(0)) and yields to k. */
+int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
+/* timer.c: [-0, +1] pushes the error of a fired Timeout and releases its anchor. */
+void gl_timeout_push_error(lua_State *L, void *timeout);
+/* timer.c: [-0, +1] pushes a Timeout object that has already expired (for trampoline). */
+void gl_push_expired_timeout(lua_State *L, double sec);
+/* Finishes a dead thread's bookkeeping: wakes joiners, runs links, unanchors. */
+void gl_sched_finish(lua_State *L, gl_thread *t);
+/* Raises err (on top of L) in t at its blocking point; the caller does not yield. */
+void gl_sched_throw(lua_State *L, gl_thread *t);
+
+int gl_open_sched(lua_State *L);
+int gl_open_timer(lua_State *L);
+int gl_open_coroutine(lua_State *L);
+
+#endif
