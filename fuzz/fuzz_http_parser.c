@@ -84,8 +84,8 @@ static void check_request(const char *buf, size_t len, const gl_http_limits *lim
         check_in(req.path, buf, hi);
         check_in(req.query, buf, hi);
         ASSERT(req.method.len > 0 && req.target.len > 0 && req.target.len <= max_target);
-        ASSERT(req.method.p[req.method.len] == ' ' && req.target.p == req.method.p +
-                                                                         req.method.len + 1);
+        ASSERT(req.method.p[req.method.len] == ' ' &&
+               req.target.p == req.method.p + req.method.len + 1);
         ASSERT(req.target.p[req.target.len] == ' ');
         for (size_t j = 0; j < req.method.len; j++)
             ASSERT(is_tchar((unsigned char)req.method.p[j]));
@@ -192,9 +192,8 @@ static int decode(const char *buf, size_t len, size_t step, uint32_t seed, char 
             memcpy(piece, buf + off, n);
             int r = gl_http_chunked_decode(&st, piece, n, &consumed, &data, &dlen);
             ASSERT(consumed <= n);
-            ASSERT(r == GL_HTTP_CHUNK_MORE || r == GL_HTTP_CHUNK_DATA ||
-                   r == GL_HTTP_CHUNK_DONE || r == GL_HTTP_BAD_REQUEST ||
-                   r == GL_HTTP_HEADERS_TOO_LARGE);
+            ASSERT(r == GL_HTTP_CHUNK_MORE || r == GL_HTTP_CHUNK_DATA || r == GL_HTTP_CHUNK_DONE ||
+                   r == GL_HTTP_BAD_REQUEST || r == GL_HTTP_HEADERS_TOO_LARGE);
             if (r == GL_HTTP_CHUNK_DATA) {
                 ASSERT(dlen > 0 && data >= piece && data + dlen == piece + consumed);
                 memcpy(out + *out_len, data, dlen);
@@ -261,8 +260,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         off += (size_t)r;
         if (req.content_length > 0)
-            off += (uint64_t)req.content_length > size - off ? size - off
-                                                             : (size_t)req.content_length;
+            off +=
+                (uint64_t)req.content_length > size - off ? size - off : (size_t)req.content_length;
     }
     uint32_t seed = 0;
     for (size_t i = 0; i < size && i < 4; i++)

@@ -9,6 +9,7 @@
 #include <lualib.h>
 #include <openssl/opensslv.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -145,6 +146,44 @@ static int l_threads(lua_State *L)
     return 1;
 }
 
+/* core.traceback(gt) -> the traceback of a live green thread's coroutine */
+static int l_traceback(lua_State *L)
+{
+    gl_thread *t = luaL_checkudata(L, 1, GL_THREAD_MT);
+    if (t->state == GL_T_DEAD || !t->started) {
+        lua_pushfstring(L, "green thread %I (%s)", (LUAI_UACINT)t->id,
+                        t->state == GL_T_DEAD ? "dead" : "not started");
+        return 1;
+    }
+    luaL_traceback(L, t->co, NULL, 0);
+    return 1;
+}
+
+/* core.stats() -> {events = added libevent events, waits = waits that end by themselves
+ * (timers, fds, armed Timeouts), internal = the interpreter's own events, runq = queued
+ * threads}: what a leak check compares before and after a test */
+static int l_stats(lua_State *L)
+{
+    gl_hub *h = gl_hub_get(L);
+    if (lua_toboolean(L, 1)) /* core.stats(true) also dumps the base's events */
+        event_base_dump_events(h->base, stderr);
+    lua_settop(L, 0);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, gl_hub_nevents(h));
+    lua_setfield(L, -2, "events");
+    lua_pushinteger(L, event_base_get_num_events(h->base, EVENT_BASE_COUNT_ACTIVE));
+    lua_setfield(L, -2, "active");
+    lua_pushinteger(L, event_base_get_num_events(h->base, EVENT_BASE_COUNT_VIRTUAL));
+    lua_setfield(L, -2, "virtual");
+    lua_pushinteger(L, h->n_waits);
+    lua_setfield(L, -2, "waits");
+    lua_pushinteger(L, h->n_internal);
+    lua_setfield(L, -2, "internal");
+    lua_pushinteger(L, (lua_Integer)h->rq_len);
+    lua_setfield(L, -2, "runq");
+    return 1;
+}
+
 static int l_versions(lua_State *L)
 {
     lua_newtable(L);
@@ -169,7 +208,8 @@ int luaopen_gl_core(lua_State *L)
     static const luaL_Reg funcs[] = {{"run", l_run},         {"backend", l_backend},
                                      {"use", l_use},         {"wait_fd", l_wait_fd},
                                      {"read_fd", l_read_fd}, {"threads", l_threads},
-                                     {"versions", l_versions}, {NULL, NULL}};
+                                     {"versions", l_versions}, {"traceback", l_traceback},
+                                     {"stats", l_stats},     {NULL, NULL}};
     luaL_newlib(L, funcs);
     gl_open_sched(L);
     gl_open_timer(L);

@@ -1,8 +1,9 @@
 /* The C parts of gl.core beyond the scheduler: each concern's gl_open_*() adds its
  * functions to the gl.core table on top of the stack. */
 #include "core.h"
+#include "socket.h"
 
 void gl_open_extras(lua_State *L)
 {
-    (void)L;
+    gl_open_socket(L);
 }

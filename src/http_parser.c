@@ -16,6 +16,7 @@ enum {
     C_HEX = 16,
 };
 
+/* clang-format off */
 static const unsigned char ctype[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
@@ -34,6 +35,7 @@ static const unsigned char ctype[256] = {
     6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,
     6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,
 };
+/* clang-format on */
 
 #define IS(c, cls) (ctype[(unsigned char)(c)] & (cls))
 
@@ -140,8 +142,7 @@ static int parse_crlf(const char *p, const char *end)
 
 /* Parses field lines from *pp through the blank line into h[*n..max): returns 1 with *pp past
  * the blank line, 0 for a valid prefix, or an error. */
-static int parse_fields(const char **pp, const char *end, gl_http_header *h, size_t *n,
-                        size_t max)
+static int parse_fields(const char **pp, const char *end, gl_http_header *h, size_t *n, size_t max)
 {
     const char *p = *pp;
     for (;;) {
@@ -337,8 +338,8 @@ int gl_http_parse_request(const char *buf, size_t len, gl_http_request *req,
     req->method = (gl_http_slice){m, (size_t)(t - 1 - m)};
     req->target = (gl_http_slice){t, tlen};
     req->path = (gl_http_slice){t, q ? (size_t)(q - t) : tlen};
-    req->query = q ? (gl_http_slice){q + 1, (size_t)(target_end - q - 1)}
-                   : (gl_http_slice){target_end, 0};
+    req->query =
+        q ? (gl_http_slice){q + 1, (size_t)(target_end - q - 1)} : (gl_http_slice){target_end, 0};
     req->minor = minor;
     req->content_length = f.content_length;
     req->chunked = f.chunked;
@@ -410,19 +411,19 @@ gl_http_body gl_http_response_body(const gl_http_response *res, bool head_reques
 
 /* Chunked decoder states (RFC 9112 7.1). */
 enum {
-    S_SIZE,       /* first hex digit of a chunk-size */
-    S_SIZE_MORE,  /* more hex digits, or what follows them */
-    S_SIZE_WS,    /* BWS after the size: only a ';' may follow */
-    S_EXT,        /* chunk extensions, ignored up to CR */
-    S_SIZE_LF,    /* LF ending the chunk-size line */
-    S_DATA,       /* remaining data bytes */
-    S_DATA_CR,    /* CRLF after the data */
+    S_SIZE,      /* first hex digit of a chunk-size */
+    S_SIZE_MORE, /* more hex digits, or what follows them */
+    S_SIZE_WS,   /* BWS after the size: only a ';' may follow */
+    S_EXT,       /* chunk extensions, ignored up to CR */
+    S_SIZE_LF,   /* LF ending the chunk-size line */
+    S_DATA,      /* remaining data bytes */
+    S_DATA_CR,   /* CRLF after the data */
     S_DATA_LF,
-    S_TRAILER,    /* start of a trailer line, or of the final CRLF */
-    S_TR_NAME,    /* trailer field name */
-    S_TR_VALUE,   /* trailer field value up to CR */
-    S_TR_LF,      /* LF ending a trailer line */
-    S_END_LF,     /* LF of the final CRLF */
+    S_TRAILER,  /* start of a trailer line, or of the final CRLF */
+    S_TR_NAME,  /* trailer field name */
+    S_TR_VALUE, /* trailer field value up to CR */
+    S_TR_LF,    /* LF ending a trailer line */
+    S_END_LF,   /* LF of the final CRLF */
     S_DONE,
     S_FAILED,
 };
@@ -449,7 +450,8 @@ static int chunked_byte(gl_http_chunked *st, unsigned char c)
         if (IS(c, C_HEX)) {
             if (st->remaining >> 56) /* one more digit could pass 2^60: no such body */
                 return BAD;
-            st->remaining = st->remaining << 4 | (uint64_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+            st->remaining =
+                st->remaining << 4 | (uint64_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
             st->state = S_SIZE_MORE;
             return 0;
         }

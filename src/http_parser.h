@@ -39,11 +39,11 @@ typedef struct gl_http_limits {
 } gl_http_limits;
 
 typedef struct gl_http_request {
-    gl_http_slice method; /* a token, case-sensitive */
-    gl_http_slice target; /* as sent: origin-form, absolute-form, authority-form or "*" */
-    gl_http_slice path;   /* target before the first '?' */
-    gl_http_slice query;  /* after the first '?' (len 0 when there is none) */
-    int minor;            /* 0 or 1 (HTTP/1.2..1.9 parse as 1) */
+    gl_http_slice method;   /* a token, case-sensitive */
+    gl_http_slice target;   /* as sent: origin-form, absolute-form, authority-form or "*" */
+    gl_http_slice path;     /* target before the first '?' */
+    gl_http_slice query;    /* after the first '?' (len 0 when there is none) */
+    int minor;              /* 0 or 1 (HTTP/1.2..1.9 parse as 1) */
     int64_t content_length; /* -1 when absent; no body when absent and not chunked */
     bool chunked;           /* Transfer-Encoding: chunked (then content_length is -1) */
     bool keep_alive;        /* from the version and Connection: close / keep-alive */
@@ -88,9 +88,10 @@ typedef struct gl_http_chunked {
 
 /* Parses a request head from buf[0..len): returns its byte count (leading empty lines included)
  * when complete, 0 when the bytes so far are a valid prefix, or a negative GL_HTTP_* error;
- * on success req's slices point into buf. Linear in len; a caller re-parsing from the start
- * after each read should do so only when the new bytes contain '\n' (or len passed the limit),
- * so a client trickling bytes cannot make it quadratic. */
+ * req is filled only on success (its slices then point into buf, which must outlive them).
+ * Linear in len; a caller re-parsing from the start after each read should do so only when the
+ * new bytes contain '\n' (or len passed the limit), so a trickling client can't make it
+ * quadratic. */
 int gl_http_parse_request(const char *buf, size_t len, gl_http_request *req,
                           const gl_http_limits *lim);
 

@@ -150,20 +150,32 @@ int gl_hub_exists(lua_State *L)
     return box && *box;
 }
 
+int gl_hub_nevents(gl_hub *h)
+{
+    /* libevent's "added" count takes in active events too (an event both inserted and
+     * active counts twice); the run queue's own event may still be active with the queue
+     * already drained */
+    int n = event_base_get_num_events(h->base, EVENT_BASE_COUNT_ADDED);
+    if (event_pending(h->runq_ev, EV_READ, NULL))
+        n--;
+    return n;
+}
+
 int gl_hub_idle(gl_hub *h)
 {
-    if (h->rq_len)
-        return 0;
-    int n = event_base_get_num_events(h->base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
-    return n <= h->n_internal;
+    /* counted by gl itself, not from libevent: sockets keep persistent events added
+     * while nobody waits on them (no epoll_ctl per wait), and those are no work */
+    return !h->rq_len && !h->n_waits;
 }
 
 /* A thread parked on nothing but a wait queue when nothing can run: the main thread
- * first, else the oldest. */
+ * first, else the oldest. A thread joining another (GreenThread:wait) comes last: the
+ * thread it waits for is stuck too, and its deadlock error reaches the joiner anyway. */
 static gl_thread *forgotten_waiter(gl_hub *h)
 {
     lua_State *L = h->L;
     gl_thread *best = NULL;
+    int best_rank = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
     for (int i = 1; i <= h->max_slot; i++) {
         lua_rawgeti(L, -1, i);
@@ -171,12 +183,13 @@ static gl_thread *forgotten_waiter(gl_hub *h)
         lua_pop(L, 1);
         if (!t || t->state != GL_T_PARKED || t->ev_armed || t->unwait)
             continue;
-        if (t->is_main) {
+        int joining = t->wait_data && strcmp(t->wait_data, "GreenThread:wait") == 0;
+        /* rank: 3 main, 2 other, 1 a joiner (main or not) */
+        int rank = joining ? 1 : t->is_main ? 3 : 2;
+        if (!best || rank > best_rank || (rank == best_rank && t->id < best->id)) {
             best = t;
-            break;
+            best_rank = rank;
         }
-        if (!best || t->id < best->id)
-            best = t;
     }
     lua_pop(L, 1);
     return best;
@@ -196,8 +209,11 @@ int gl_hub_run(gl_hub *h)
     while (!h->stop) {
         if (gl_hub_idle(h)) {
             gl_thread *t = forgotten_waiter(h);
-            if (!t)
+            if (!t) {
+                if (h->quiesce)
+                    h->quiesce(h);
                 break;
+            }
             lua_pushnil(h->L);
             gl_sched_wake(h->L, t, GL_WAKE_DEADLOCK, 1);
             continue;

@@ -24,6 +24,10 @@ struct gl_hub {
     gl_thread *current;       /* the running green thread, or NULL in the hub */
     gl_thread *main;          /* the interpreter's main green thread, or NULL */
     int n_internal;           /* events the interpreter itself keeps added (SIGINT, REPL) */
+    int n_waits;              /* waits that end by themselves: parked threads on an fd, a
+                                 timer or a lookup, armed Timeouts, spawn_after delays */
+    void *socks;              /* sockets whose persistent events are added (socket.c) */
+    void (*quiesce)(gl_hub *h); /* drops those events once gl is idle (socket.c) */
     int exit_code;            /* set when the main thread fails: 1, or 130 for gl.Interrupt */
     int stop;                 /* the hub loop should return */
 };
@@ -37,7 +41,9 @@ gl_hub *gl_hub_new(lua_State *L, struct event_base *base);
 void gl_hub_free(gl_hub *h);
 /* Appends t to the run queue; the hub resumes it on its next pass. */
 void gl_hub_enqueue(gl_hub *h, gl_thread *t);
-/* True when nothing is queued and no event (but the interpreter's own) is added. */
+/* Events added or active in the base, not counting the run queue's own. */
+int gl_hub_nevents(gl_hub *h);
+/* True when nothing is queued and no wait can end by itself: gl has nothing to do. */
 int gl_hub_idle(gl_hub *h);
 /* Drives the loop until idle (raising deadlock errors into forgotten waiters) or stopped.
  * Returns h->exit_code. */

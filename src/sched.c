@@ -125,6 +125,15 @@ gl_thread *gl_check_blocking(lua_State *L, const char *what)
 
 void gl_sched_check_pending(lua_State *L, gl_thread *t)
 {
+    if (t->pending_err) {
+        t->pending_err = 0;
+        gl_push_thread(L, t);
+        lua_getiuservalue(L, -1, 3);
+        lua_pushnil(L);
+        lua_setiuservalue(L, -3, 3);
+        lua_remove(L, -2);
+        lua_error(L);
+    }
     if (t->pending_timeout) {
         void *to = t->pending_timeout;
         t->pending_timeout = NULL;
@@ -139,19 +148,11 @@ static void thread_ev_cb(evutil_socket_t fd, short what, void *arg)
     gl_thread *t = arg;
     t->ev_armed = 0;
     if (t->state == GL_T_READY && !t->started) { /* spawn_after's delay is over */
+        gl_sched_uncount(t);
         gl_hub_enqueue(t->hub, t);
         return;
     }
-    if (t->state != GL_T_PARKED)
-        return;
-    gl_waitq_remove(t);
-    if (t->unwait) {
-        t->unwait(t);
-        t->unwait = NULL;
-    }
-    t->wake_kind = (what & EV_TIMEOUT) ? GL_WAKE_TIMEOUT : GL_WAKE_OK;
-    t->state = GL_T_READY;
-    gl_sched_resume(t);
+    gl_sched_wake_now(t, (what & EV_TIMEOUT) ? GL_WAKE_TIMEOUT : GL_WAKE_OK);
 }
 
 int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
@@ -165,6 +166,9 @@ int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
         return -1;
     struct timeval tv, *tvp = NULL;
     if (sec >= 0) {
+        /* libevent measures from the time cached at the start of this loop pass, and a
+         * green thread may have run long since: without this, timers fire early */
+        event_base_update_cache_time(base);
         tv.tv_sec = (time_t)sec;
         tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
         tvp = &tv;
@@ -176,8 +180,17 @@ int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
 }
 
 /* Cancels whatever t waits on. */
+void gl_sched_uncount(gl_thread *t)
+{
+    if (t->counted) {
+        t->counted = 0;
+        t->hub->n_waits--;
+    }
+}
+
 static void unpark(gl_thread *t)
 {
+    gl_sched_uncount(t);
     gl_waitq_remove(t);
     if (t->ev_armed) {
         event_del(t->ev);
@@ -189,8 +202,23 @@ static void unpark(gl_thread *t)
     }
 }
 
+void gl_sched_wake_now(gl_thread *t, int kind)
+{
+    if (t->state != GL_T_PARKED)
+        return;
+    unpark(t);
+    t->wake_kind = (unsigned char)kind;
+    t->nwake = 0;
+    t->state = GL_T_READY;
+    gl_sched_resume(t);
+}
+
 int gl_sched_park(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
 {
+    if (t->ev_armed || t->unwait) { /* a wait that can end without another thread */
+        t->counted = 1;
+        t->hub->n_waits++;
+    }
     t->state = GL_T_PARKED;
     t->hub_yield = 1;
     t->wake_kind = GL_WAKE_OK;
@@ -262,6 +290,7 @@ void gl_sched_throw(lua_State *L, gl_thread *t)
         return;
     case GL_T_READY:
         if (!t->started) { /* it never starts: it ends with err as its error */
+            gl_sched_uncount(t);
             if (t->ev_armed) {
                 event_del(t->ev);
                 t->ev_armed = 0;
@@ -274,7 +303,16 @@ void gl_sched_throw(lua_State *L, gl_thread *t)
             gl_sched_finish(L, t);
             return;
         }
-        lua_pop(t->co, t->nwake); /* a pending wake value gives way to the error */
+        if (t->nwake) { /* keep the value handed over: raise at the next blocking point */
+            if (!t->pending_err) {
+                gl_push_thread(L, t);
+                lua_insert(L, -2);
+                lua_setiuservalue(L, -2, 3);
+                t->pending_err = 1;
+            }
+            lua_pop(L, 1);
+            return;
+        }
         lua_checkstack(t->co, 2);
         lua_xmove(L, t->co, 1);
         t->nwake = 1;
@@ -341,15 +379,24 @@ void gl_sched_resume(gl_thread *t)
         } else if (!quiet) {
             gl_hub_report(h, t);
         }
-        /* run the thread's <close> variables; the error object stays at index 1 */
-        if (gl_closethread(co, h->L) != LUA_OK && !quiet) {
+        /* run the thread's <close> variables; the error object stays at index 1. The
+         * close returns the thread's own error status too, so report only a new error
+         * (one a __close raised). */
+        lua_pushvalue(co, -1);
+        lua_xmove(co, h->L, 1); /* L: the error before closing */
+        int cst = gl_closethread(co, h->L);
+        lua_xmove(h->L, co, 1); /* co: the error after closing, the one before */
+        int same = lua_rawequal(co, 1, -1);
+        lua_pop(co, 1);
+        if (cst != LUA_OK && !quiet && !same)
             gl_hub_report(h, t);
-        }
         lua_settop(co, 1);
         nres = 1;
     }
     t->nres = nres;
     gl_sched_finish(h->L, t);
+    if (h->quiesce && gl_hub_idle(h))
+        h->quiesce(h);
 }
 
 static void run_links(lua_State *L, gl_thread *t)
@@ -402,7 +449,7 @@ gl_thread *gl_spawn(lua_State *L, int n)
 {
     gl_hub *h = gl_hub_get(L);
     luaL_checktype(L, -(n + 1), LUA_TFUNCTION);
-    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 2);
+    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 3); /* co, links, deferred kill */
     memset(t, 0, sizeof *t);
     luaL_setmetatable(L, GL_THREAD_MT);
     t->hub = h;
@@ -445,6 +492,8 @@ static int l_spawn_after(lua_State *L)
     gl_thread *t = gl_spawn(L, lua_gettop(L) - 2);
     if (gl_sched_arm(t, -1, 0, sec < 0 ? 0 : sec) != 0)
         return luaL_error(L, "gl.spawn_after: cannot arm the timer");
+    t->counted = 1; /* the delay keeps the hub busy like any timer */
+    t->hub->n_waits++;
     return 1;
 }
 

@@ -30,7 +30,8 @@ struct gl_thread {
     int slot;                 /* anchor slot while alive */
     int nres;                 /* results (or the error) left on co's stack when dead */
     unsigned char state, wake_kind, nwake, started, hub_yield, failed, queued, ev_armed;
-    unsigned char is_main, no_report, finished;
+    unsigned char is_main, no_report, finished, counted;
+    unsigned char pending_err; /* a kill deferred to the next blocking point: uservalue 3 */
 };
 
 #define GL_THREAD_MT "gl.GreenThread"
@@ -61,11 +62,17 @@ void gl_sched_resume(gl_thread *t);
 /* Wakes a PARKED t: cancels its wait and queues it; kind says how it resumes. The value on
  * top of L (if push) is delivered to it. */
 void gl_sched_wake(lua_State *L, gl_thread *t, int kind, int push);
+/* Drops t's share of hub->n_waits (taken when it parked on a wait that ends by itself). */
+void gl_sched_uncount(gl_thread *t);
+/* Wakes a PARKED t whose wait was armed elsewhere (t->unwait already cleared) and
+ * resumes it at once, from a libevent callback. */
+void gl_sched_wake_now(gl_thread *t, int kind);
 /* Parks the current thread: marks it, sets the hub-yield flag and yields to k. */
 int gl_sched_park(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
 /* Arms t's own event for fd/what (fd < 0: a timer) with timeout sec (< 0: none). */
 int gl_sched_arm(gl_thread *t, int fd, short what, double sec);
-/* Raises a pending Timeout of the running thread t, if one fired while it was READY. */
+/* Raises a deferred kill or a pending Timeout of the running thread t (one that came
+ * while it was READY with a value handed to it), if any. */
 void gl_sched_check_pending(lua_State *L, gl_thread *t);
 /* Links t to the tail of q / removes it. */
 void gl_waitq_push(gl_waitq *q, gl_thread *t);
@@ -83,7 +90,9 @@ void gl_timeout_push_error(lua_State *L, void *timeout);
 void gl_push_expired_timeout(lua_State *L, double sec);
 /* Finishes a dead thread's bookkeeping: wakes joiners, runs links, unanchors. */
 void gl_sched_finish(lua_State *L, gl_thread *t);
-/* Raises err (on top of L) in t at its blocking point; the caller does not yield. */
+/* Raises err (on top of L, popped) in t at its blocking point; the caller does not yield.
+ * A READY t that has a value handed to it (a queue item) keeps it: err is raised at its
+ * next blocking point instead. */
 void gl_sched_throw(lua_State *L, gl_thread *t);
 
 int gl_open_sched(lua_State *L);

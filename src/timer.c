@@ -108,12 +108,14 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     gl_thread *t = to->t;
     lua_State *L = t->hub->L;
     to->pending = 0;
-    if (t->state == GL_T_PARKED) {
-        push_error(L, to);
+    t->hub->n_waits--;
+    if (t->state == GL_T_READY && t->started && t->nwake) {
+        /* it was woken with a value (a queue item): keep it, raise at the next block */
+        t->pending_timeout = to;
+    } else if (t->state == GL_T_PARKED || (t->state == GL_T_READY && t->started)) {
+        push_error(L, to); /* raised where the thread waits (a READY one: in sleep(0)) */
         release(L, to);
-        gl_sched_wake(L, t, GL_WAKE_RAISE, 1);
-    } else if (t->state == GL_T_READY && t->started) {
-        t->pending_timeout = to; /* raised at its next blocking point */
+        gl_sched_throw(L, t);
     } else {
         release(L, to);
     }
@@ -130,6 +132,7 @@ static int timeout_cancel(lua_State *L)
     if (to->pending) {
         event_del(to->ev);
         to->pending = 0;
+        to->t->hub->n_waits--;
     }
     if (to->t && to->t->pending_timeout == to)
         to->t->pending_timeout = NULL;
@@ -157,12 +160,14 @@ static int timeout_new(lua_State *L)
     lua_setiuservalue(L, -2, 2);
     if (sec >= 0) {
         to->ev = evtimer_new(t->hub->base, timeout_cb, to);
+        event_base_update_cache_time(t->hub->base); /* see gl_sched_arm */
         struct timeval tv;
         tv.tv_sec = (time_t)sec;
         tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
         if (!to->ev || evtimer_add(to->ev, &tv) != 0)
             return luaL_error(L, "gl.Timeout: cannot arm the timer");
         to->pending = 1;
+        t->hub->n_waits++;
         lua_pushvalue(L, -1);
         to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }

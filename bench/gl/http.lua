@@ -12,3 +12,6 @@ local function app(_req)
 end
 
 gl.http.server(gl.listen("127.0.0.1", port), app)
+-- in case gl.http.server returns (serving from its own green threads):
+-- keep the main green thread, and so the process, alive
+gl.Event():wait()

@@ -47,6 +47,11 @@ local lazy = {
     GreenPile = { "gl.greenpool", "GreenPile" },
     pools = { "gl.pools" },
     debug = { "gl.debug" },
+    listen = { "gl.socket", "listen" },
+    connect = { "gl.socket", "connect" },
+    serve = { "gl.socket", "serve" },
+    socket = { "gl.socket", "socket" },
+    StopServe = { "gl.socket", "StopServe" },
 }
 
 setmetatable(gl, {

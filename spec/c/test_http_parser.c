@@ -55,7 +55,7 @@ static char *dup_n(const char *s, size_t n)
     return p;
 }
 
-static gl_http_request req;     /* large: keep them off the stack */
+static gl_http_request req; /* large: keep them off the stack */
 static gl_http_request req2;
 static gl_http_response res;
 static gl_http_response res2;
@@ -102,8 +102,8 @@ static int parse_res_n(const char *s, size_t n, int line)
         int want = whole > 0 && (size_t)whole > k ? 0 : whole;
         if (r != 0 && r != want) {
             failed++;
-            printf("FAIL line %d: response prefix %zu of %zu gave %d, whole gave %d\n", line, k,
-                   n, r, whole);
+            printf("FAIL line %d: response prefix %zu of %zu gave %d, whole gave %d\n", line, k, n,
+                   r, whole);
             break;
         }
     }
@@ -144,7 +144,8 @@ static void test_good_requests(void)
     EQ(REQ(s), strlen(s));
     CHECK(!req.keep_alive);
 
-    s = "GET /chat HTTP/1.1\r\n" HOST "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+    s = "GET /chat HTTP/1.1\r\n" HOST
+        "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
     EQ(REQ(s), strlen(s));
     CHECK(req.upgrade && req.keep_alive);
     s = "GET /chat HTTP/1.1\r\n" HOST "Upgrade: websocket\r\n\r\n";
@@ -174,7 +175,8 @@ static void test_good_requests(void)
     EQ(REQ(s), strlen(s));
     STR(req.method, "GET");
 
-    s = "GET / HTTP/1.1\r\n" HOST "X-A:  a b \t\r\nX-Empty:\r\nX-Ws: \t \r\nX-8: caf\xc3\xa9\r\n\r\n";
+    s = "GET / HTTP/1.1\r\n" HOST
+        "X-A:  a b \t\r\nX-Empty:\r\nX-Ws: \t \r\nX-8: caf\xc3\xa9\r\n\r\n";
     EQ(REQ(s), strlen(s));
     EQ(req.nheaders, 5);
     STR(req.headers[1].value, "a b");
@@ -339,8 +341,8 @@ static void test_limits(void)
     EQ(gl_http_parse_request(buf, 5 + 8191, &req, NULL), 0);
 
     lim.max_target = 4;
-    EQ(REQ_LIM("GET /abc HTTP/1.1\r\n" HOST "\r\n", &lim), strlen("GET /abc HTTP/1.1\r\n" HOST
-                                                                   "\r\n"));
+    EQ(REQ_LIM("GET /abc HTTP/1.1\r\n" HOST "\r\n", &lim),
+       strlen("GET /abc HTTP/1.1\r\n" HOST "\r\n"));
     EQ(REQ_LIM("GET /abcd HTTP/1.1\r\n" HOST "\r\n", &lim), -414);
 
     /* head size: exactly at the limit passes, one byte less fails, even before it completes */
@@ -389,8 +391,8 @@ static void test_hostile(void)
     EQ(REQ_BIN("\0"), -400);
     EQ(REQ_BIN("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), -400); /* a TLS ClientHello */
     EQ(REQ("GET / HTTP/1.1\r\n" HOST ":::::\r\n\r\n"), -400);
-    EQ(REQ("GET / HTTP/1.1\r\n" HOST "X:::: :\r\n\r\n"), strlen("GET / HTTP/1.1\r\n" HOST
-                                                               "X:::: :\r\n\r\n"));
+    EQ(REQ("GET / HTTP/1.1\r\n" HOST "X:::: :\r\n\r\n"),
+       strlen("GET / HTTP/1.1\r\n" HOST "X:::: :\r\n\r\n"));
     STR(req.headers[1].value, "::: :");
     EQ(REQ("GET / HTTP/1.1\r\r\n" HOST "\r\n"), -400);
     EQ(REQ("GET / HTTP/1.1\r\n" HOST "\r\r\n"), -400);
@@ -551,8 +553,8 @@ static int chunked_run(const char *in, size_t len, size_t step, size_t max_trail
             size_t dlen;
             char *piece = dup_n(in + off, avail - off); /* exact size: ASan sees over-reads */
             int r = gl_http_chunked_decode(&st, piece, avail - off, &consumed, &data, &dlen);
-            if (consumed > avail - off || (r == GL_HTTP_CHUNK_DATA &&
-                                           (data < piece || data + dlen > piece + consumed))) {
+            if (consumed > avail - off ||
+                (r == GL_HTTP_CHUNK_DATA && (data < piece || data + dlen > piece + consumed))) {
                 free(piece);
                 return -1000;
             }
@@ -587,8 +589,7 @@ static void chunked_case(const char *in, size_t len, int want_r, const char *wan
         int r = chunked_run(in, len, steps[i], max_tr, out, &out_len, &used);
         check_int(r, want_r, line, "chunked result");
         if (want && want_r >= 0)
-            check(out_len == strlen(want) && memcmp(out, want, out_len) == 0, line,
-                  "chunked body");
+            check(out_len == strlen(want) && memcmp(out, want, out_len) == 0, line, "chunked body");
         if (want_r == GL_HTTP_CHUNK_DONE) /* stops right after the final CRLF */
             check(len - used == strlen("NEXT") && memcmp(in + used, "NEXT", 4) == 0, line,
                   "chunked consumed");

@@ -1,0 +1,1047 @@
+/* Green sockets: TCP, UDP and Unix stream sockets as gl.socket userdata. Every call
+ * tries the system call first and only on EAGAIN parks the thread on the socket's own
+ * read or write event (made once, reused). Name lookup and policy live in socket.lua. */
+#include "socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define RBUF_MIN 4096
+#define SCRATCH_SIZE 65536
+
+/* recv(n) lands here before it becomes a Lua string: no allocation per message */
+static _Thread_local char scratch[SCRATCH_SIZE];
+
+/* ---- the plain transport ---- */
+
+static ssize_t plain_recv(gl_sock *s, char *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, len, 0);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return GL_IO_WAIT_READ;
+        s->err_no = errno;
+        s->err_msg = NULL;
+        return GL_IO_ERROR;
+    }
+}
+
+static ssize_t plain_send(gl_sock *s, const char *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return GL_IO_WAIT_WRITE;
+        s->err_no = errno;
+        s->err_msg = NULL;
+        return GL_IO_ERROR;
+    }
+}
+
+const gl_sock_io gl_plain_io = {plain_recv, plain_send, NULL, NULL};
+
+/* ---- objects ---- */
+
+gl_sock *gl_sock_check(lua_State *L, int idx)
+{
+    gl_sock *s = luaL_testudata(L, idx, GL_SOCK_MT);
+    if (!s)
+        s = luaL_testudata(L, idx, GL_TLS_MT);
+    if (!s)
+        luaL_typeerror(L, idx, GL_SOCK_MT);
+    return s;
+}
+
+gl_sock *gl_sock_check_open(lua_State *L, int idx)
+{
+    gl_sock *s = gl_sock_check(L, idx);
+    if (s->fd < 0)
+        luaL_error(L, "attempt to use a closed socket");
+    return s;
+}
+
+gl_sock *gl_sock_push(lua_State *L, int fd, int family, int type, const char *mt)
+{
+    gl_sock *s = lua_newuserdatauv(L, sizeof *s, 1);
+    memset(s, 0, sizeof *s);
+    s->fd = -1; /* closed until everything below succeeded */
+    s->family = family;
+    s->type = type;
+    s->timeout = -1;
+    s->io = &gl_plain_io;
+    luaL_setmetatable(L, mt);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        luaL_error(L, "gl.socket: cannot make fd non-blocking: %s", strerror(e));
+    }
+    s->fd = fd;
+    return s;
+}
+
+int gl_sock_fail(lua_State *L, gl_sock *s, int e)
+{
+    lua_pushnil(L);
+    if (!e && s && s->err_msg) {
+        lua_pushstring(L, s->err_msg);
+        return 2;
+    }
+    if (!e && s)
+        e = s->err_no;
+    switch (e) {
+    case ECONNREFUSED:
+        lua_pushliteral(L, "connection refused");
+        break;
+    case ECONNRESET:
+    case EPIPE:
+        lua_pushliteral(L, "closed");
+        break;
+    case ETIMEDOUT:
+        lua_pushliteral(L, "timeout");
+        break;
+    default: {
+        /* strerror with a lowercase first letter, as the contract's messages are */
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s", strerror(e));
+        if (msg[0] >= 'A' && msg[0] <= 'Z')
+            msg[0] = (char)(msg[0] - 'A' + 'a');
+        lua_pushstring(L, msg);
+    }
+    }
+    lua_pushinteger(L, e);
+    return 3;
+}
+
+static int fail_closed(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+}
+
+static int fail_timeout(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "timeout");
+    lua_pushinteger(L, ETIMEDOUT);
+    return 3;
+}
+
+/* ---- waiting ---- */
+
+static void wake_waiter(gl_thread **slot, short what)
+{
+    gl_thread *t = *slot;
+    if (!t)
+        return;
+    *slot = NULL;
+    t->unwait = NULL;
+    gl_sched_wake_now(t, (what & EV_TIMEOUT) ? GL_WAKE_TIMEOUT : GL_WAKE_OK);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    wake_waiter(&((gl_sock *)arg)->reader, what);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    wake_waiter(&((gl_sock *)arg)->writer, what);
+}
+
+static void unwait_read(gl_thread *t)
+{
+    gl_sock *s = t->wait_data;
+    if (s->reader == t) {
+        s->reader = NULL;
+        if (s->rev && !s->radded)
+            event_del(s->rev);
+    }
+}
+
+static void unwait_write(gl_thread *t)
+{
+    gl_sock *s = t->wait_data;
+    if (s->writer == t) {
+        s->writer = NULL;
+        if (s->wev && !s->wadded)
+            event_del(s->wev);
+    }
+}
+
+/* ---- persistent events ----
+ * With an edge-triggered backend (epoll) a socket's read and write events are added once
+ * and stay added while the socket is in use, so a wait costs no epoll_ctl; every call
+ * tries the system call first, which is what edge triggering needs. They are dropped
+ * when gl goes idle, so an embedding host's loop can end. */
+
+static void link_sock(gl_hub *h, gl_sock *s)
+{
+    if (s->linked)
+        return;
+    s->hub = h;
+    s->prev = NULL;
+    s->next = h->socks;
+    if (s->next)
+        s->next->prev = s;
+    h->socks = s;
+    s->linked = 1;
+}
+
+static void unlink_sock(gl_sock *s)
+{
+    if (!s->linked)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->hub->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->linked = 0;
+}
+
+static void drop_events(gl_sock *s)
+{
+    if (s->radded && !s->reader) {
+        event_del(s->rev);
+        s->radded = 0;
+    }
+    if (s->wadded && !s->writer) {
+        event_del(s->wev);
+        s->wadded = 0;
+    }
+    if (!s->radded && !s->wadded)
+        unlink_sock(s);
+}
+
+static void quiesce(gl_hub *h)
+{
+    gl_sock *s = h->socks;
+    while (s) {
+        gl_sock *next = s->next;
+        drop_events(s);
+        s = next;
+    }
+}
+
+static int sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunction k,
+                          lua_KContext ctx)
+{
+    gl_thread *t = gl_check_blocking(L, writing ? "socket write" : "socket read");
+    gl_thread **slot = writing ? &s->writer : &s->reader;
+    if (*slot)
+        return luaL_error(L, "another green thread is already %s this socket",
+                          writing ? "writing" : "reading");
+    gl_sched_check_pending(L, t);
+    if (!writing && s->rlen == 0 && s->rbuf) { /* an idle socket keeps no buffer */
+        free(s->rbuf);
+        s->rbuf = NULL;
+        s->rcap = s->rpos = 0;
+    }
+    short ev = want == GL_IO_WAIT_READ ? EV_READ : EV_WRITE;
+    struct timeval tv, *tvp = NULL;
+    if (s->timeout >= 0) {
+        tv.tv_sec = (time_t)s->timeout;
+        tv.tv_usec = (suseconds_t)((s->timeout - (double)tv.tv_sec) * 1e6);
+        tvp = &tv;
+    }
+    int same = (ev == EV_READ) != writing;
+    gl_hub *h = t->hub;
+    if (same && (event_base_get_features(h->base) & EV_FEATURE_ET)) {
+        struct event **evp = writing ? &s->wev : &s->rev;
+        unsigned char *added = writing ? &s->wadded : &s->radded;
+        if (!*evp)
+            *evp = event_new(h->base, s->fd, (short)(ev | EV_PERSIST | EV_ET),
+                             writing ? write_cb : read_cb, s);
+        if (!*evp || (!*added && event_add(*evp, NULL) != 0))
+            return luaL_error(L, "gl.socket: cannot watch fd %d", s->fd);
+        *added = 1;
+        link_sock(h, s);
+        h->quiesce = quiesce;
+        if (s->timeout >= 0 && gl_sched_arm(t, -1, 0, s->timeout) != 0)
+            return luaL_error(L, "gl.socket: cannot arm the timeout");
+    } else if (same) { /* poll and select: one-shot events, added per wait */
+        struct event **evp = writing ? &s->wev : &s->rev;
+        if (!*evp)
+            *evp = event_new(h->base, s->fd, ev, writing ? write_cb : read_cb, s);
+        if (!*evp || event_add(*evp, tvp) != 0)
+            return luaL_error(L, "gl.socket: cannot watch fd %d", s->fd);
+    } else if (gl_sched_arm(t, s->fd, ev, s->timeout) != 0) {
+        /* a TLS read that must write first (or the reverse): the thread's own event */
+        return luaL_error(L, "gl.socket: cannot watch fd %d", s->fd);
+    }
+    *slot = t;
+    t->unwait = writing ? unwait_write : unwait_read;
+    t->wait_data = s;
+    return gl_sched_park(L, t, k, ctx);
+}
+
+int gl_sock_wait(lua_State *L, gl_sock *s, int want, lua_KFunction k, lua_KContext ctx)
+{
+    return sock_wait_role(L, s, want == GL_IO_WAIT_WRITE, want, k, ctx);
+}
+
+#define WAIT_READER(L, s, want, k, ctx) sock_wait_role(L, s, 0, want, k, ctx)
+#define WAIT_WRITER(L, s, want, k, ctx) sock_wait_role(L, s, 1, want, k, ctx)
+
+int gl_sock_resumed(lua_State *L, gl_sock *s)
+{
+    int kind = gl_sched_wake_check(L, gl_current(L));
+    if (s->fd < 0)
+        return -1;
+    return kind == GL_WAKE_OK;
+}
+
+/* After a wait: 1 to retry; otherwise pushes nil, "closed"/"timeout" and returns -n. */
+static int after_wait(lua_State *L, gl_sock *s, int status)
+{
+    if (status != LUA_YIELD)
+        return 1;
+    int r = gl_sock_resumed(L, s);
+    if (r < 0)
+        return -fail_closed(L);
+    if (r == 0)
+        return -fail_timeout(L);
+    return 1;
+}
+
+/* ---- closing ---- */
+
+void gl_sock_close(lua_State *L, gl_sock *s)
+{
+    if (s->fd < 0)
+        return;
+    gl_thread *waiters[2] = {s->reader, s->writer};
+    s->reader = s->writer = NULL;
+    if (s->rev)
+        event_del(s->rev);
+    if (s->wev)
+        event_del(s->wev);
+    s->radded = s->wadded = 0;
+    unlink_sock(s);
+    if (s->io->close)
+        s->io->close(s);
+    close(s->fd);
+    s->fd = -1;
+    for (int i = 0; i < 2; i++) {
+        gl_thread *t = waiters[i];
+        if (t && t->state == GL_T_PARKED) {
+            t->unwait = NULL;
+            gl_sched_wake(L, t, GL_WAKE_OK, 0); /* its continuation sees the closed fd */
+        }
+    }
+    free(s->rbuf);
+    s->rbuf = NULL;
+    s->rcap = s->rpos = s->rlen = 0;
+    if (s->rev) {
+        event_free(s->rev);
+        s->rev = NULL;
+    }
+    if (s->wev) {
+        event_free(s->wev);
+        s->wev = NULL;
+    }
+}
+
+int gl_sock_detach(lua_State *L, gl_sock *s)
+{
+    (void)L;
+    int fd = s->fd;
+    s->radded = s->wadded = 0;
+    unlink_sock(s);
+    if (s->rev)
+        event_free(s->rev);
+    if (s->wev)
+        event_free(s->wev);
+    s->rev = s->wev = NULL;
+    s->fd = -1;
+    return fd;
+}
+
+static int sock_close(lua_State *L)
+{
+    gl_sock_close(L, gl_sock_check(L, 1));
+    return 0;
+}
+
+/* ---- addresses ---- */
+
+static int family_of(lua_State *L, int idx)
+{
+    static const char *const names[] = {"inet", "inet6", "unix", NULL};
+    static const int values[] = {AF_INET, AF_INET6, AF_UNIX};
+    return values[luaL_checkoption(L, idx, "inet", names)];
+}
+
+/* Fills ss from a numeric host (or a path for AF_UNIX); 0, or -1 with a message pushed. */
+static int to_sockaddr(lua_State *L, int family, const char *host, int port,
+                       struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    if (family == AF_UNIX) {
+        struct sockaddr_un *su = (struct sockaddr_un *)ss;
+        size_t n = strlen(host);
+        if (n >= sizeof su->sun_path) {
+            lua_pushfstring(L, "unix socket path too long: %s", host);
+            return -1;
+        }
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, host, n + 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        return 0;
+    }
+    if (family == AF_INET) {
+        struct sockaddr_in *si = (struct sockaddr_in *)ss;
+        si->sin_family = AF_INET;
+        si->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &si->sin_addr) != 1) {
+            lua_pushfstring(L, "not a numeric IPv4 address: %s", host);
+            return -1;
+        }
+        *len = sizeof *si;
+        return 0;
+    }
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+        lua_pushfstring(L, "not a numeric IPv6 address: %s", host);
+        return -1;
+    }
+    *len = sizeof *s6;
+    return 0;
+}
+
+/* [-0, +2] host, port (or path, nil for a Unix socket) */
+static int push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *si = (const struct sockaddr_in *)sa;
+        lua_pushstring(L, inet_ntop(AF_INET, &si->sin_addr, buf, sizeof buf));
+        lua_pushinteger(L, ntohs(si->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        lua_pushstring(L, inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof buf));
+        lua_pushinteger(L, ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                       ? strnlen(su->sun_path, len - offsetof(struct sockaddr_un, sun_path))
+                       : 0;
+        lua_pushlstring(L, su->sun_path, n);
+        lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    }
+    return 2;
+}
+
+/* ---- creating, binding, listening ---- */
+
+/* core.socket(family, "stream"|"dgram") -> socket */
+static int l_socket(lua_State *L)
+{
+    int family = family_of(L, 1);
+    static const char *const types[] = {"stream", "dgram", NULL};
+    int type = luaL_checkoption(L, 2, "stream", types) == 0 ? SOCK_STREAM : SOCK_DGRAM;
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return gl_sock_fail(L, NULL, errno);
+    gl_sock_push(L, fd, family, type, GL_SOCK_MT);
+    return 1;
+}
+
+static int sock_bind(lua_State *L)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    const char *host = luaL_checkstring(L, 2);
+    int port = (int)luaL_optinteger(L, 3, 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (to_sockaddr(L, s->family, host, port, &ss, &len) != 0)
+        return lua_error(L);
+    if (bind(s->fd, (struct sockaddr *)&ss, len) != 0)
+        return gl_sock_fail(L, s, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int sock_listen(lua_State *L)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
+    if (listen(s->fd, backlog) != 0)
+        return gl_sock_fail(L, s, errno);
+    s->listening = 1;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int sock_accept_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(s->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            gl_sock_push(L, fd, s->family, s->type, GL_SOCK_MT);
+            if (s->family == AF_UNIX) {
+                push_sockaddr(L, (struct sockaddr *)&ss, len);
+                lua_pop(L, 1);
+                return 2;
+            }
+            push_sockaddr(L, (struct sockaddr *)&ss, len);
+            return 3;
+        }
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return WAIT_READER(L, s, GL_IO_WAIT_READ, sock_accept_k, ctx);
+        return gl_sock_fail(L, s, errno);
+    }
+}
+
+static int sock_accept(lua_State *L)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    if (!s->listening)
+        return luaL_error(L, "socket:accept: the socket is not listening");
+    lua_settop(L, 1);
+    return sock_accept_k(L, LUA_OK, 0);
+}
+
+/* socket:_connect(numeric_host_or_path, port) -> true | nil, err */
+static int sock_connect_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    if (ctx) { /* the connect was in progress: how did it end? */
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err)
+            return gl_sock_fail(L, s, err);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), (int)luaL_optinteger(L, 3, 0), &ss,
+                    &len) != 0)
+        return lua_error(L);
+    if (connect(s->fd, (struct sockaddr *)&ss, len) == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (errno == EINPROGRESS || errno == EINTR)
+        return WAIT_WRITER(L, s, GL_IO_WAIT_WRITE, sock_connect_k, 1);
+    if (errno == EAGAIN && s->family == AF_UNIX) /* a full backlog: wait like TCP */
+        return WAIT_WRITER(L, s, GL_IO_WAIT_WRITE, sock_connect_k, 0);
+    return gl_sock_fail(L, s, errno);
+}
+
+static int sock_connect(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    lua_settop(L, 3);
+    return sock_connect_k(L, LUA_OK, 0);
+}
+
+/* ---- receiving ---- */
+
+static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    lua_Integer want = luaL_optinteger(L, 2, SCRATCH_SIZE);
+    if (want <= 0)
+        return luaL_argerror(L, 2, "positive byte count expected");
+    size_t n = (size_t)want < SCRATCH_SIZE ? (size_t)want : SCRATCH_SIZE;
+    if (s->rlen) { /* bytes read ahead by read() come first */
+        if (n > s->rlen)
+            n = s->rlen;
+        lua_pushlstring(L, s->rbuf + s->rpos, n);
+        s->rpos += n;
+        s->rlen -= n;
+        return 1;
+    }
+    if (s->eof)
+        return fail_closed(L);
+    ssize_t got = s->io->recv(s, scratch, n);
+    if (got > 0) {
+        lua_pushlstring(L, scratch, (size_t)got);
+        return 1;
+    }
+    if (got == 0)
+        return fail_closed(L);
+    if (got == GL_IO_WAIT_READ || got == GL_IO_WAIT_WRITE)
+        return WAIT_READER(L, s, (int)got, sock_recv_k, ctx);
+    return gl_sock_fail(L, s, 0);
+}
+
+static int sock_recv(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    lua_settop(L, 2);
+    return sock_recv_k(L, LUA_OK, 0);
+}
+
+/* Reads more into the read-ahead buffer: > 0 bytes, 0 at EOF, or a GL_IO_* code. */
+static ssize_t fill(gl_sock *s)
+{
+    if (!s->rbuf) {
+        s->rbuf = malloc(RBUF_MIN);
+        if (!s->rbuf) {
+            s->err_no = ENOMEM;
+            s->err_msg = NULL;
+            return GL_IO_ERROR;
+        }
+        s->rcap = RBUF_MIN;
+        s->rpos = s->rlen = 0;
+    }
+    if (s->rpos && s->rpos + s->rlen == s->rcap) {
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    }
+    if (s->rlen == s->rcap) {
+        char *p = realloc(s->rbuf, s->rcap * 2);
+        if (!p) {
+            s->err_no = ENOMEM;
+            s->err_msg = NULL;
+            return GL_IO_ERROR;
+        }
+        s->rbuf = p;
+        s->rcap *= 2;
+    }
+    size_t room = s->rcap - s->rpos - s->rlen;
+    ssize_t n = s->io->recv(s, s->rbuf + s->rpos + s->rlen, room);
+    if (n > 0)
+        s->rlen += (size_t)n;
+    else if (n == 0)
+        s->eof = 1;
+    return n;
+}
+
+static void take(lua_State *L, gl_sock *s, size_t n, size_t skip)
+{
+    lua_pushlstring(L, s->rbuf + s->rpos, n);
+    s->rpos += n + skip;
+    s->rlen -= n + skip;
+    if (!s->rlen)
+        s->rpos = 0;
+}
+
+/* One format; 1 when a result was pushed (nil at EOF counts), 0 when more input is
+ * needed, or the GL_IO_* code of a failed fill. */
+static int read_one(lua_State *L, gl_sock *s, int arg)
+{
+    if (lua_type(L, arg) == LUA_TNUMBER) {
+        size_t want = (size_t)luaL_checkinteger(L, arg);
+        if (s->rlen >= want) {
+            take(L, s, want, 0);
+            return 1;
+        }
+        if (s->eof) {
+            if (s->rlen)
+                take(L, s, s->rlen, 0);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        return 0;
+    }
+    const char *fmt = luaL_checkstring(L, arg);
+    if (*fmt == '*')
+        fmt++; /* Lua 5.1 spelling: "*l" */
+    switch (*fmt) {
+    case 'l':
+    case 'L': {
+        const char *nl = s->rlen ? memchr(s->rbuf + s->rpos, '\n', s->rlen) : NULL;
+        if (nl) {
+            size_t n = (size_t)(nl - (s->rbuf + s->rpos));
+            if (*fmt == 'L')
+                take(L, s, n + 1, 0);
+            else
+                take(L, s, n, 1);
+            return 1;
+        }
+        if (s->eof) {
+            if (s->rlen)
+                take(L, s, s->rlen, 0);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        return 0;
+    }
+    case 'a':
+        if (s->eof) {
+            if (s->rlen)
+                take(L, s, s->rlen, 0);
+            else
+                lua_pushliteral(L, "");
+            return 1;
+        }
+        return 0;
+    default:
+        return luaL_argerror(L, arg, "invalid format (\"l\", \"L\", \"a\" or a count)");
+    }
+}
+
+/* stack: sock, fmt..., results so far; ctx = index of the format being read */
+static int sock_read_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    int first = 2, i = (int)ctx;
+    int nfmt = lua_gettop(L) - 1 - (i - first);
+    for (; i < first + nfmt; i++) {
+        for (;;) {
+            int got = read_one(L, s, i);
+            if (got == 1)
+                break;
+            ssize_t n = fill(s);
+            if (n == GL_IO_WAIT_READ || n == GL_IO_WAIT_WRITE)
+                return WAIT_READER(L, s, (int)n, sock_read_k, i);
+            if (n == GL_IO_ERROR)
+                return gl_sock_fail(L, s, 0);
+        }
+        if (lua_isnil(L, -1))
+            return i - first + 1; /* like file:read, stop at the first failure */
+    }
+    return nfmt;
+}
+
+static int sock_read(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    if (lua_gettop(L) == 1)
+        lua_pushliteral(L, "l");
+    return sock_read_k(L, LUA_OK, 2);
+}
+
+/* ---- sending ---- */
+
+/* socket:sendall(s) -> true | nil, err; ctx = bytes already sent */
+static int sock_sendall_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    size_t off = (size_t)ctx;
+    while (off < len) {
+        ssize_t n = s->io->send(s, data + off, len - off);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n == GL_IO_WAIT_READ || n == GL_IO_WAIT_WRITE)
+            return WAIT_WRITER(L, s, (int)n, sock_sendall_k, (lua_KContext)off);
+        else
+            return gl_sock_fail(L, s, 0);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int sock_sendall(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 2);
+    return sock_sendall_k(L, LUA_OK, 0);
+}
+
+static int sock_send_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    if (len == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    ssize_t n = s->io->send(s, data, len);
+    if (n >= 0) {
+        lua_pushinteger(L, n);
+        return 1;
+    }
+    if (n == GL_IO_WAIT_READ || n == GL_IO_WAIT_WRITE)
+        return WAIT_WRITER(L, s, (int)n, sock_send_k, ctx);
+    return gl_sock_fail(L, s, 0);
+}
+
+static int sock_send(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 2);
+    return sock_send_k(L, LUA_OK, 0);
+}
+
+/* ---- datagrams ---- */
+
+static int sock_recvfrom_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    lua_Integer want = luaL_optinteger(L, 2, SCRATCH_SIZE);
+    size_t n = want > 0 && (size_t)want < SCRATCH_SIZE ? (size_t)want : SCRATCH_SIZE;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    for (;;) {
+        ssize_t got = recvfrom(s->fd, scratch, n, 0, (struct sockaddr *)&ss, &len);
+        if (got >= 0) {
+            lua_pushlstring(L, scratch, (size_t)got);
+            push_sockaddr(L, (struct sockaddr *)&ss, len);
+            return 3;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return WAIT_READER(L, s, GL_IO_WAIT_READ, sock_recvfrom_k, ctx);
+        return gl_sock_fail(L, s, errno);
+    }
+}
+
+static int sock_recvfrom(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    lua_settop(L, 2);
+    return sock_recvfrom_k(L, LUA_OK, 0);
+}
+
+/* socket:_sendto(data, numeric_host, port) */
+static int sock_sendto_k(lua_State *L, int status, lua_KContext ctx)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    int r = after_wait(L, s, status);
+    if (r < 0)
+        return -r;
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    struct sockaddr_storage ss;
+    socklen_t slen;
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &ss,
+                    &slen) != 0)
+        return lua_error(L);
+    for (;;) {
+        ssize_t n = sendto(s->fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&ss, slen);
+        if (n >= 0) {
+            lua_pushinteger(L, n);
+            return 1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return WAIT_WRITER(L, s, GL_IO_WAIT_WRITE, sock_sendto_k, ctx);
+        return gl_sock_fail(L, s, errno);
+    }
+}
+
+static int sock_sendto(lua_State *L)
+{
+    gl_sock_check_open(L, 1);
+    lua_settop(L, 4);
+    return sock_sendto_k(L, LUA_OK, 0);
+}
+
+/* ---- options and queries ---- */
+
+static int sock_settimeout(lua_State *L)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    if (lua_isnoneornil(L, 2))
+        s->timeout = -1;
+    else {
+        double t = luaL_checknumber(L, 2);
+        s->timeout = t < 0 ? -1 : t;
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int sock_gettimeout(lua_State *L)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    if (s->timeout < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, s->timeout);
+    return 1;
+}
+
+static int sock_setoption(lua_State *L)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    static const char *const names[] = {"nodelay", "keepalive", "reuseaddr", "reuseport",
+                                        "rcvbuf",  "sndbuf",    "linger",    NULL};
+    int opt = luaL_checkoption(L, 2, NULL, names);
+    int rc;
+    if (opt == 6) {
+        struct linger lg = {0, 0};
+        if (lua_toboolean(L, 3)) {
+            lg.l_onoff = 1;
+            lg.l_linger = lua_isinteger(L, 3) ? (int)lua_tointeger(L, 3) : 0;
+        }
+        rc = setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    } else {
+        int v = (opt == 4 || opt == 5) ? (int)luaL_checkinteger(L, 3) : lua_toboolean(L, 3);
+        static const int levels[] = {IPPROTO_TCP, SOL_SOCKET, SOL_SOCKET, SOL_SOCKET,
+                                     SOL_SOCKET, SOL_SOCKET};
+        static const int optnames[] = {TCP_NODELAY, SO_KEEPALIVE, SO_REUSEADDR,
+                                       SO_REUSEPORT, SO_RCVBUF, SO_SNDBUF};
+        rc = setsockopt(s->fd, levels[opt], optnames[opt], &v, sizeof v);
+    }
+    if (rc != 0)
+        return gl_sock_fail(L, s, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int sock_shutdown(lua_State *L)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    static const char *const hows[] = {"r", "w", "rw", NULL};
+    static const int values[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
+    int how = values[luaL_checkoption(L, 2, "rw", hows)];
+    if (shutdown(s->fd, how) != 0)
+        return gl_sock_fail(L, s, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int sock_name(lua_State *L, int peer)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int rc = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+                  : getsockname(s->fd, (struct sockaddr *)&ss, &len);
+    if (rc != 0)
+        return gl_sock_fail(L, s, errno);
+    return push_sockaddr(L, (struct sockaddr *)&ss, len);
+}
+
+static int sock_getpeername(lua_State *L)
+{
+    return sock_name(L, 1);
+}
+
+static int sock_getsockname(lua_State *L)
+{
+    return sock_name(L, 0);
+}
+
+static int sock_fileno(lua_State *L)
+{
+    lua_pushinteger(L, gl_sock_check(L, 1)->fd);
+    return 1;
+}
+
+static int sock_family(lua_State *L)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    lua_pushstring(L, s->family == AF_INET ? "inet" : s->family == AF_INET6 ? "inet6" : "unix");
+    lua_pushstring(L, s->type == SOCK_STREAM ? "stream" : "dgram");
+    return 2;
+}
+
+static int sock_closed(lua_State *L)
+{
+    lua_pushboolean(L, gl_sock_check(L, 1)->fd < 0);
+    return 1;
+}
+
+static int sock_tostring(lua_State *L)
+{
+    gl_sock *s = gl_sock_check(L, 1);
+    if (s->fd < 0)
+        lua_pushliteral(L, "gl.socket (closed)");
+    else
+        lua_pushfstring(L, "gl.socket (fd %d)", s->fd);
+    return 1;
+}
+
+void gl_sock_setup_metatable(lua_State *L, const char *mt)
+{
+    static const luaL_Reg methods[] = {
+        {"bind", sock_bind},          {"listen", sock_listen},
+        {"accept", sock_accept},      {"_connect", sock_connect},
+        {"recv", sock_recv},          {"read", sock_read},
+        {"send", sock_send},          {"sendall", sock_sendall},
+        {"recvfrom", sock_recvfrom},  {"_sendto", sock_sendto},
+        {"settimeout", sock_settimeout}, {"gettimeout", sock_gettimeout},
+        {"setoption", sock_setoption}, {"shutdown", sock_shutdown},
+        {"getpeername", sock_getpeername}, {"getsockname", sock_getsockname},
+        {"fileno", sock_fileno},      {"family", sock_family},
+        {"closed", sock_closed},      {"close", sock_close},
+        {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", sock_close},
+                                    {"__close", sock_close},
+                                    {"__tostring", sock_tostring},
+                                    {NULL, NULL}};
+    luaL_newmetatable(L, mt);
+    luaL_setfuncs(L, meta, 0);
+    if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "__index");
+    }
+    luaL_setfuncs(L, methods, 0);
+    lua_pop(L, 2);
+}
+
+int gl_open_socket(lua_State *L)
+{
+    gl_sock_setup_metatable(L, GL_SOCK_MT);
+    lua_pushcfunction(L, l_socket);
+    lua_setfield(L, -2, "socket");
+    luaL_getmetatable(L, GL_SOCK_MT);
+    lua_getfield(L, -1, "__index");
+    lua_setfield(L, -3, "socket_methods"); /* socket.lua adds its Lua methods here */
+    lua_pop(L, 1);
+    return 0;
+}

@@ -1,0 +1,73 @@
+/* Green sockets: the gl.socket userdata, its buffered reads and its waits. The byte
+ * transport is pluggable (gl_sock_io) so TLS (tls.c) keeps every method of a plain socket. */
+#ifndef GL_SOCKET_H
+#define GL_SOCKET_H
+
+#include "sched.h"
+
+#include <sys/types.h>
+
+#define GL_SOCK_MT "gl.socket"
+#define GL_TLS_MT "gl.tlssocket"
+
+typedef struct gl_sock gl_sock;
+
+/* What a transport call did: >= 0 bytes (0 = EOF for recv), or one of these. */
+#define GL_IO_WAIT_READ (-1)  /* try again when the fd is readable */
+#define GL_IO_WAIT_WRITE (-2) /* ... writable */
+#define GL_IO_ERROR (-3)      /* s->err_no / s->err_msg say what */
+
+typedef struct gl_sock_io {
+    ssize_t (*recv)(gl_sock *s, char *buf, size_t len);
+    ssize_t (*send)(gl_sock *s, const char *buf, size_t len);
+    /* bytes the transport already holds decrypted (TLS), so a read needs no wait */
+    size_t (*pending)(gl_sock *s);
+    /* frees transport state; the fd is closed by socket.c afterwards */
+    void (*close)(gl_sock *s);
+} gl_sock_io;
+
+struct gl_sock {
+    int fd;
+    int family;               /* AF_INET, AF_INET6, AF_UNIX */
+    int type;                 /* SOCK_STREAM, SOCK_DGRAM */
+    double timeout;           /* per operation, < 0: none */
+    struct event *rev, *wev;  /* made on first wait, reused after */
+    gl_thread *reader, *writer;
+    char *rbuf;               /* read-ahead for read("l") & co; freed when drained */
+    size_t rcap, rpos, rlen;
+    const gl_sock_io *io;
+    void *tls;                /* transport state (tls.c) */
+    const char *err_msg;      /* for GL_IO_ERROR: a message, or NULL to use strerror */
+    int err_no;
+    gl_hub *hub;              /* set once its events exist */
+    gl_sock *next, *prev;     /* in hub->socks while a persistent event is added */
+    unsigned char listening, eof, radded, wadded, linked;
+};
+
+/* Returns the socket at idx (plain or TLS); raises if it is not one. */
+gl_sock *gl_sock_check(lua_State *L, int idx);
+/* Same, and raises "attempt to use a closed socket" when closed. */
+gl_sock *gl_sock_check_open(lua_State *L, int idx);
+/* [-0, +1] Pushes a new socket owning fd (made non-blocking) with metatable mt. */
+gl_sock *gl_sock_push(lua_State *L, int fd, int family, int type, const char *mt);
+/* Parks the running thread until s is ready for `want` (GL_IO_WAIT_*) or the socket
+ * timeout passes; k then receives one wake value (pass it to gl_sock_resumed). */
+int gl_sock_wait(lua_State *L, gl_sock *s, int want, lua_KFunction k, lua_KContext ctx);
+/* In a continuation after gl_sock_wait: pops the wake value; returns 1 ready, 0 on
+ * timeout (socket timeout), -1 when the socket was closed meanwhile; raises on kill. */
+int gl_sock_resumed(lua_State *L, gl_sock *s);
+/* [-0, +2 or +3] nil, message[, errno] for s's last error (or errno e when e != 0). */
+int gl_sock_fail(lua_State *L, gl_sock *s, int e);
+/* Closes s: wakes its waiters with "closed", frees buffers and events, closes the fd. */
+void gl_sock_close(lua_State *L, gl_sock *s);
+/* Detaches the fd from s without closing it (for wrap_ssl); returns it. */
+int gl_sock_detach(lua_State *L, gl_sock *s);
+
+/* The plain transport: recv(2)/send(2). */
+extern const gl_sock_io gl_plain_io;
+
+/* Registers gl.socket's methods in mt (plain and TLS metatables share them). */
+void gl_sock_setup_metatable(lua_State *L, const char *mt);
+int gl_open_socket(lua_State *L);
+
+#endif
