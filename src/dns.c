@@ -188,7 +188,8 @@ static int push_numeric(lua_State *L, const char *host, int family, int port)
     }
     lua_newtable(L);
     lua_newtable(L);
-    add_entry(L, -2, lua_gettop(L), af, af == AF_INET ? (void *)&a4 : (void *)&a6, port);
+    int seen = lua_gettop(L);
+    add_entry(L, seen - 1, seen, af, af == AF_INET ? (void *)&a4 : (void *)&a6, port);
     lua_pop(L, 1);
     lua_pushnil(L);
     return 1;
@@ -357,7 +358,8 @@ static dns_base *dns_current(lua_State *L, gl_dns *dns)
         flags |= DNS_OPTION_NAMESERVERS;
     evdns_base_resolv_conf_parse(b->evb, flags, resolv); /* a missing file is no error */
     lua_getfield(L, conf, "hosts");
-    evdns_base_load_hosts(b->evb, lua_tostring(L, -1)); /* NULL: /etc/hosts */
+    /* given NULL, evdns loads no file, only its own localhost entries */
+    evdns_base_load_hosts(b->evb, luaL_optstring(L, -1, "/etc/hosts"));
     if (has_ns) {
         lua_Integer n = luaL_len(L, conf + 1);
         for (lua_Integer i = 1; i <= n; i++) {
@@ -630,12 +632,16 @@ static int l_configure(lua_State *L)
         while (lua_next(L, 1)) {
             if (lua_type(L, -2) != LUA_TSTRING)
                 return luaL_error(L, "gl.dns.configure: option names are strings");
-            lua_pushvalue(L, -2);
-            int opt = luaL_checkoption(L, -1, NULL, keys);
-            lua_pop(L, 1);
+            const char *name = lua_tostring(L, -2);
+            int opt = 0;
+            while (keys[opt] && strcmp(keys[opt], name) != 0)
+                opt++;
+            if (!keys[opt])
+                return luaL_error(L, "gl.dns.configure: unknown option '%s'", name);
             switch (opt) {
             case 0: {
-                luaL_checktype(L, -1, LUA_TTABLE);
+                if (!lua_istable(L, -1))
+                    return luaL_error(L, "gl.dns.configure: nameservers must be a list");
                 lua_Integer n = luaL_len(L, -1);
                 lua_createtable(L, (int)n, 0);
                 for (lua_Integer i = 1; i <= n; i++) {
@@ -652,19 +658,21 @@ static int l_configure(lua_State *L)
                 break;
             }
             case 1:
-                timeout = luaL_checknumber(L, -1);
-                if (!(timeout > 0 && timeout <= 3600))
+                timeout = lua_tonumber(L, -1);
+                if (!lua_isnumber(L, -1) || !(timeout > 0 && timeout <= 3600))
                     return luaL_error(L, "gl.dns.configure: timeout must be in (0, 3600]");
                 break;
             case 2: {
-                lua_Integer a = luaL_checkinteger(L, -1);
-                if (a < 1 || a > 255)
+                int isint;
+                lua_Integer a = lua_tointegerx(L, -1, &isint);
+                if (!isint || a < 1 || a > 255)
                     return luaL_error(L, "gl.dns.configure: attempts must be in 1..255");
                 attempts = (int)a;
                 break;
             }
             default:
-                luaL_checkstring(L, -1);
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    return luaL_error(L, "gl.dns.configure: %s must be a path", name);
                 lua_pushvalue(L, -2);
                 lua_pushvalue(L, -2);
                 lua_settable(L, 2);

@@ -2,8 +2,10 @@
  * functions to the gl.core table on top of the stack. */
 #include "core.h"
 #include "socket.h"
+#include "dns.h"
 
 void gl_open_extras(lua_State *L)
 {
     gl_open_socket(L);
+    gl_open_dns(L);
 }

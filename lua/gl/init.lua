@@ -47,6 +47,7 @@ local lazy = {
     GreenPile = { "gl.greenpool", "GreenPile" },
     pools = { "gl.pools" },
     debug = { "gl.debug" },
+    dns = { "gl.dns" },
     listen = { "gl.socket", "listen" },
     connect = { "gl.socket", "connect" },
     serve = { "gl.socket", "serve" },
