@@ -297,6 +297,16 @@ static int dns_gc(lua_State *L)
     return 0;
 }
 
+/* evdns logs to stderr by default; gl stays quiet unless GL_DNS_DEBUG is set */
+static void log_cb(int is_warn, const char *msg)
+{
+    static int debug = -1;
+    if (debug < 0)
+        debug = getenv("GL_DNS_DEBUG") != NULL;
+    if (debug)
+        fprintf(stderr, "gl.dns: %s%s\n", is_warn ? "warning: " : "", msg);
+}
+
 /* [-0, +1] pushes the hub's resolver state, making it on first use */
 static gl_dns *dns_push(lua_State *L)
 {
@@ -313,6 +323,7 @@ static gl_dns *dns_push(lua_State *L)
     lua_pushcfunction(L, dns_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
+    evdns_set_log_fn(log_cb);
     dns->reaper = evtimer_new(h->base, reaper_cb, dns);
     if (!dns->reaper)
         luaL_error(L, "gl.dns: cannot create a timer");
