@@ -184,6 +184,12 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+static int l_getpid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
 static int l_versions(lua_State *L)
 {
     lua_newtable(L);
@@ -208,7 +214,7 @@ int luaopen_gl_core(lua_State *L)
     static const luaL_Reg funcs[] = {{"run", l_run},         {"backend", l_backend},
                                      {"use", l_use},         {"wait_fd", l_wait_fd},
                                      {"read_fd", l_read_fd}, {"threads", l_threads},
-                                     {"versions", l_versions}, {"traceback", l_traceback},
+                                     {"versions", l_versions}, {"getpid", l_getpid}, {"traceback", l_traceback},
                                      {"stats", l_stats},     {NULL, NULL}};
     luaL_newlib(L, funcs);
     gl_open_sched(L);

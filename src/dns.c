@@ -40,6 +40,7 @@ typedef struct gl_dns {
     dns_base *retired;    /* bases replaced by gl.dns.configure, freed when idle */
     dns_req *reqs;        /* every request libevent still holds */
     struct event *reaper; /* 0 s timer: frees idle bases a pass after their last answer */
+    int reaper_armed;
     double timeout;
     int attempts;
 } gl_dns;
@@ -226,6 +227,8 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gl_dns *dns = arg;
+    dns->reaper_armed = 0;
+    dns->hub->n_waits--;
     for (dns_base **p = &dns->retired; *p;) {
         dns_base *b = *p;
         if (b->n_inflight == 0) {
@@ -242,12 +245,16 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Frees idle bases from a later loop pass, never from inside an evdns callback: evdns
- * may still run deferred callbacks of its own (a cancelled sub-request) that read it. */
+ * may still run deferred callbacks of its own (a sub-request it cancelled itself) that
+ * read the base; those were queued before this timer and run first. Counted as a wait
+ * so that gl does not exit with the base still open. */
 static void arm_reaper(gl_dns *dns)
 {
     struct timeval tv = {0, 0};
-    if (dns->reaper)
-        evtimer_add(dns->reaper, &tv);
+    if (dns->reaper && !dns->reaper_armed && evtimer_add(dns->reaper, &tv) == 0) {
+        dns->reaper_armed = 1;
+        dns->hub->n_waits++;
+    }
 }
 
 /* Forgets a request whose callback has come. */
@@ -262,6 +269,7 @@ static void req_detach(dns_req *req)
         dns->reqs = req->next;
     if (req->next)
         req->next->prev = req->prev;
+    dns->hub->n_waits--;
     dns_base *b = req->base;
     if (--b->n_inflight == 0 && (b != dns->cur || b->used_network))
         arm_reaper(dns);
@@ -279,6 +287,7 @@ static int dns_gc(lua_State *L)
         }
         req->t = NULL;
         req->dns = NULL;
+        dns->hub->n_waits--;
     }
     dns->reqs = NULL;
     while (dns->retired) {
@@ -289,6 +298,10 @@ static int dns_gc(lua_State *L)
     if (dns->cur) {
         base_free(dns->cur, 1);
         dns->cur = NULL;
+    }
+    if (dns->reaper_armed) {
+        dns->reaper_armed = 0;
+        dns->hub->n_waits--;
     }
     if (dns->reaper) {
         event_free(dns->reaper);
@@ -387,6 +400,9 @@ static dns_base *dns_current(lua_State *L, gl_dns *dns)
     evdns_base_set_option(b->evb, "attempts:", buf);
     /* 0x20 case randomisation trips up some forwarders (and glibc does not do it) */
     evdns_base_set_option(b->evb, "randomize-case:", "0");
+    /* a failed server is probed from a timer that evdns leaves added even with nothing in
+     * flight; this base is freed after its last answer long before such a probe */
+    evdns_base_set_option(b->evb, "initial-probe-timeout:", "3600");
     dns->cur = b;
     return b;
 }
@@ -505,6 +521,7 @@ int gl_dns_lookup(lua_State *L, const char *host, int port, int family, lua_KFun
         dns->reqs->prev = req;
     dns->reqs = req;
     b->n_inflight++;
+    dns->hub->n_waits++; /* until lookup_cb, cancelled or not: gl does not exit before */
 
     struct evutil_addrinfo hints;
     memset(&hints, 0, sizeof hints);
