@@ -22,6 +22,7 @@ gl_State *gl_open(struct event_base *base)
         free(G);
         return NULL;
     }
+    *(void **)lua_getextraspace(G->L) = NULL; /* before any coroutine copies it */
     luaL_openlibs(G->L);
     if (base)
         G->hub = gl_hub_new(G->L, base);

@@ -48,9 +48,9 @@ typedef struct gl_dns {
 /* A lookup in flight. Freed by lookup_cb, which libevent calls exactly once per request,
  * cancelled ones included (with EVUTIL_EAI_CANCEL, from a later loop pass). */
 struct dns_req {
-    gl_dns *dns;   /* NULL once the resolver is gone (lua_close): the callback only frees */
+    gl_dns *dns; /* NULL once the resolver is gone (lua_close): the callback only frees */
     dns_base *base;
-    gl_thread *t;  /* the parked thread; NULL once it stopped waiting (kill, Timeout) */
+    gl_thread *t; /* the parked thread; NULL once it stopped waiting (kill, Timeout) */
     struct evdns_getaddrinfo_request *r;
     dns_req *next, *prev;
     double start;
@@ -158,8 +158,7 @@ static void push_list(lua_State *L, const struct evutil_addrinfo *res, int famil
                       &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr, port);
         else if (ai->ai_family == AF_INET6)
             add_entry(L, list, seen, AF_INET6,
-                      &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr,
-                      port);
+                      &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr, port);
     }
     lua_pop(L, 1); /* seen */
     if (lua_rawlen(L, list) > 0) {
@@ -551,8 +550,8 @@ int gl_dns_lookup(lua_State *L, const char *host, int port, int family, lua_KFun
     }
     b->used_network = 1;
     gl_thread *t = gl_current(L);
-    if (localhost || evdns_base_count_nameservers(b->evb) == 0 || !t ||
-        !lua_isyieldable(L) || gl_in_hub_wait(L) || t->pending_timeout) {
+    if (localhost || evdns_base_count_nameservers(b->evb) == 0 || !t || !lua_isyieldable(L) ||
+        gl_in_hub_wait(L) || t->pending_timeout) {
         evdns_getaddrinfo_cancel(req->r); /* req stays until its callback */
         if (localhost)
             push_loopback(L, family, port);
@@ -647,8 +646,8 @@ static int l_resolve(lua_State *L)
  * Lookups already in flight finish on the old settings. */
 static int l_configure(lua_State *L)
 {
-    static const char *const keys[] = {"nameservers", "timeout", "attempts", "resolv_conf",
-                                       "hosts", NULL};
+    static const char *const keys[] = {"nameservers", "timeout", "attempts",
+                                       "resolv_conf", "hosts",   NULL};
     lua_settop(L, 1);
     if (!lua_isnil(L, 1))
         luaL_checktype(L, 1, LUA_TTABLE);

@@ -3,9 +3,13 @@
 #include "core.h"
 #include "socket.h"
 #include "dns.h"
+#include "http.h"
+#include "tls.h"
 
 void gl_open_extras(lua_State *L)
 {
     gl_open_socket(L);
     gl_open_dns(L);
+    gl_open_http(L);
+    gl_open_tls(L);
 }

@@ -44,6 +44,7 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gl_hub *h = arg;
+    h->in_runq = 1;
     for (int budget = RUNQ_BUDGET; h->rq_len && budget > 0; budget--) {
         gl_thread *t = h->runq[h->rq_head];
         h->rq_head = (h->rq_head + 1) % h->rq_cap;
@@ -54,8 +55,14 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
         else if (t->state == GL_T_DEAD)
             gl_sched_finish(h->L, t); /* killed before it started: unanchor now */
     }
-    if (h->rq_len)
-        event_active(h->runq_ev, EV_READ, 0);
+    h->in_runq = 0;
+    /* threads still queued (a sleep(0) loop, say) run on the next pass, after libevent
+     * has polled fds and timers: as a zero timer, not an active event, which libevent
+     * would run again in this same sweep, starving every fd and timer */
+    if (h->rq_len) {
+        static const struct timeval now = {0, 0};
+        event_add(h->runq_ev, &now);
+    }
 }
 
 void gl_hub_enqueue(gl_hub *h, gl_thread *t)
@@ -75,7 +82,7 @@ void gl_hub_enqueue(gl_hub *h, gl_thread *t)
         h->rq_head = 0;
     }
     h->runq[(h->rq_head + h->rq_len) % h->rq_cap] = t;
-    if (h->rq_len++ == 0)
+    if (h->rq_len++ == 0 && !h->in_runq)
         event_active(h->runq_ev, EV_READ, 0);
     t->queued = 1;
 }
@@ -92,6 +99,9 @@ static int hub_gc(lua_State *L)
 
 gl_hub *gl_hub_new(lua_State *L, struct event_base *base)
 {
+    /* Lua leaves the main thread's extra space uninitialised, and every coroutine made
+     * later copies it: NULL means "not a green thread" */
+    *(void **)lua_getextraspace(L) = NULL;
     gl_hub **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = NULL;
     lua_newtable(L);
@@ -103,6 +113,9 @@ gl_hub *gl_hub_new(lua_State *L, struct event_base *base)
         luaL_error(L, "gl: out of memory");
     *box = h;
     h->L = L;
+    /* Lua leaves the main thread's extra space uninitialised (new threads copy it), and
+     * gl keeps each coroutine's green thread there: start from "no thread" */
+    gl_set_owner(L, NULL, 0);
     h->base = base;
     if (!base) {
         h->base = make_base();
@@ -156,7 +169,7 @@ int gl_hub_nevents(gl_hub *h)
      * active counts twice); the run queue's own event may still be active with the queue
      * already drained */
     int n = event_base_get_num_events(h->base, EVENT_BASE_COUNT_ADDED);
-    if (event_pending(h->runq_ev, EV_READ, NULL))
+    if (event_pending(h->runq_ev, EV_READ | EV_TIMEOUT, NULL))
         n--;
     return n;
 }

@@ -15,6 +15,7 @@ struct gl_hub {
     struct event_base *base;
     int own_base;
     struct event *runq_ev;    /* made active while the run queue is not empty */
+    int in_runq;              /* runq_ev's callback is draining the queue */
     gl_thread **runq;         /* ring of READY threads */
     size_t rq_head, rq_len, rq_cap;
     int anchors_ref;          /* registry table: slot -> thread userdata, for live threads */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <openssl/opensslv.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,8 @@ static void usage(void)
 
 static void print_version(void)
 {
-    printf("gl %s (%s, libevent %s)\n", GL_VERSION, LUA_RELEASE, event_get_version());
+    printf("gl %s (%s, libevent %s, %s)\n", GL_VERSION, LUA_RELEASE, event_get_version(),
+           OPENSSL_VERSION_TEXT);
 }
 
 typedef struct {

@@ -2,6 +2,7 @@
  * A thread is a coroutine plus a gl_thread userdata; the userdata is anchored in the
  * hub's anchor table from spawn until it has ended and left the run queue. */
 #include "sched.h"
+#include "gl.h" /* gives the public gl_wait_timer, gl_wake_ready... default visibility */
 #include "compat.h"
 
 #include <lauxlib.h>
@@ -152,12 +153,13 @@ static void thread_ev_cb(evutil_socket_t fd, short what, void *arg)
         gl_hub_enqueue(t->hub, t);
         return;
     }
-    gl_sched_wake_now(t, (what & EV_TIMEOUT) ? GL_WAKE_TIMEOUT : GL_WAKE_OK);
+    gl_sched_wake_now(t, (what & EV_TIMEOUT) && !t->timer_ok ? GL_WAKE_TIMEOUT : GL_WAKE_OK);
 }
 
 int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
 {
     struct event_base *base = t->hub->base;
+    t->timer_ok = 0;
     if (!t->ev)
         t->ev = event_new(base, fd, what, thread_ev_cb, t);
     else

@@ -32,6 +32,7 @@ struct gl_thread {
     unsigned char state, wake_kind, nwake, started, hub_yield, failed, queued, ev_armed;
     unsigned char is_main, no_report, finished, counted;
     unsigned char pending_err; /* a kill deferred to the next blocking point: uservalue 3 */
+    unsigned char timer_ok;    /* the armed event is a plain delay: expiry is success */
 };
 
 #define GL_THREAD_MT "gl.GreenThread"

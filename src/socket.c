@@ -160,7 +160,10 @@ static void wake_waiter(gl_thread **slot, short what)
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    wake_waiter(&((gl_sock *)arg)->reader, what);
+    gl_sock *s = arg;
+    if (!s->reader)
+        s->drained = 0; /* readable while nobody waits: the next read must try recv */
+    wake_waiter(&s->reader, what);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)

@@ -42,6 +42,9 @@ struct gl_sock {
     gl_hub *hub;              /* set once its events exist */
     gl_sock *next, *prev;     /* in hub->socks while a persistent event is added */
     unsigned char listening, eof, radded, wadded, linked;
+    /* set by http.c when a plain recv drained the socket: its next read may wait for the
+     * edge without trying recv first; read_cb clears it when an edge comes unawaited */
+    unsigned char drained;
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */

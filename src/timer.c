@@ -1,6 +1,7 @@
 /* Time: gl.sleep, the monotonic clock, gl.Timeout, and the C API's gl_wait_timer and
  * gl_wait_fd. Parking and waking themselves belong to sched.c. */
 #include "sched.h"
+#include "gl.h" /* gives the public gl_wait_timer, gl_wake_ready... default visibility */
 
 #include <lauxlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ int gl_wait_timer(lua_State *L, double sec, lua_KFunction k, lua_KContext ctx)
     gl_sched_check_pending(L, t);
     if (gl_sched_arm(t, -1, 0, sec < 0 ? 0 : sec) != 0)
         return luaL_error(L, "gl_wait_timer: cannot arm the timer");
+    t->timer_ok = 1; /* the delay running out is what k waits for: gl_wake_ready gives 1 */
     return gl_sched_park(L, t, k, ctx);
 }
 

@@ -79,14 +79,14 @@ local function ordered_results(pool, nargs, args_of)
         end
         i = i + 1
         local gt = started:get()
-        local ok, err = pcall(function(...) return ... end, gt:wait())
-        -- gt:wait re-raises the thread's error; catch only to stop the feeder first
-        if not ok then
+        -- gt:wait re-raises the thread's error; catch it to end the iteration first
+        local r = table.pack(pcall(gt.wait, gt))
+        if not r[1] then
             finished = true
             feeder:kill()
-            error(err, 0)
+            error(r[2], 0)
         end
-        return gt:wait()
+        return table.unpack(r, 2, r.n)
     end
 end
 

@@ -48,11 +48,14 @@ local lazy = {
     pools = { "gl.pools" },
     debug = { "gl.debug" },
     dns = { "gl.dns" },
+    http = { "gl.http" },
     listen = { "gl.socket", "listen" },
     connect = { "gl.socket", "connect" },
     serve = { "gl.socket", "serve" },
     socket = { "gl.socket", "socket" },
     StopServe = { "gl.socket", "StopServe" },
+    wrap_ssl = { "gl.tls", "wrap_ssl" },
+    tls = { "gl.tls" },
 }
 
 setmetatable(gl, {

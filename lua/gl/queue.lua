@@ -133,9 +133,13 @@ function Queue:put(v, block, timeout)
     local reserved = false
     while true do
         if #self._getters > 0 then
-            if reserved then self._reserved = self._reserved - 1 end
             self._unfinished = self._unfinished + 1
             self._getters:wake_one(v)
+            if reserved then
+                -- the room kept for us stays free: it goes to the next putter
+                self._reserved = self._reserved - 1
+                admit_putters(self)
+            end
             return
         end
         if reserved then

@@ -28,6 +28,10 @@ local function addresses(host, port, family)
 end
 M.addresses = addresses
 
+-- The host name each connected socket was given (gl.connect, sock:connect): wrap_ssl's
+-- default hostname for SNI and certificate checks. Weak keys: it never keeps a socket.
+M.peer_hosts = setmetatable({}, { __mode = "k" })
+
 local function unix_path(host)
     return type(host) == "string" and host:match("^unix:(.+)$")
 end
@@ -39,7 +43,11 @@ function methods:connect(host, port)
     local list, err = addresses(host, port, fam)
     if not list then return nil, err end
     for _, a in ipairs(list) do
-        if a.family == fam then return self:_connect(a.addr, port) end
+        if a.family == fam then
+            local ok, cerr, code = self:_connect(a.addr, port)
+            if ok then M.peer_hosts[self] = host end
+            return ok, cerr, code
+        end
     end
     return nil, "no " .. fam .. " address for " .. host
 end
@@ -134,6 +142,7 @@ function M.connect(host, port, opts)
         if ok then
             sock:settimeout(nil)
             sock:setoption("nodelay", true)
+            M.peer_hosts[sock] = host
             return sock
         end
         sock:close()

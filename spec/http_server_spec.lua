@@ -1,0 +1,353 @@
+-- gl.http.server (API.md section 8) against real clients: curl, Python's http.client and
+-- raw sockets for malformed input.
+local gl = require "gl"
+local helper = require "helper"
+local U = require "http_util"
+local green = helper.green
+
+local function hello(req)
+    return 200, { ["Content-Type"] = "text/plain" }, "Hello, World!\n"
+end
+
+local function echo_app(req)
+    if req.path == "/echo" then
+        local body = assert(req:body())
+        return 200, { ["Content-Type"] = "text/plain", ["X-Len"] = #body }, body
+    elseif req.path == "/info" then
+        return 200, {}, table.concat({ req.method, req.target, req.path, req.query, req.version,
+            req.headers["X-Test"] or "-", req.headers.host or "-", req.remote_addr,
+            tostring(req.remote_port), req.scheme }, "|")
+    elseif req.path == "/stream" then
+        local i = 0
+        return 200, { ["Content-Type"] = "text/plain" }, function()
+            i = i + 1
+            if i <= 3 then return "part" .. i .. "\n" end
+        end
+    elseif req.path == "/list" then
+        return 201, { ["Set-Cookie"] = { "a=1", "b=2" } }, { "x", "y", "z" }
+    elseif req.path == "/error" then
+        error("app exploded")
+    elseif req.path == "/sleep" then
+        gl.sleep(0.2)
+        return 200, {}, "slept"
+    end
+    return 404, {}, "not found\n"
+end
+
+describe("gl.http.server", function()
+    it("answers curl with status, headers and body", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out = U.run(("curl -s -i http://127.0.0.1:%d/info?x=1 -H 'X-Test: yes'"):format(port))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        assert.matches("^HTTP/1.1 200 OK\r\n", out)
+        assert.matches("\r\nDate: %a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT\r\n", out)
+        assert.matches("\r\nContent%-Length: %d+\r\n", out)
+        assert.matches(("GET|/info%%?x=1|/info|x=1|1.1|yes|127.0.0.1:%d|127.0.0.1|%%d+|http$"):format(port), out)
+    end))
+
+    it("reuses one connection for two URLs in one curl (keep-alive)", green(function()
+        local srv, port = U.serve(echo_app)
+        local url = ("http://127.0.0.1:%d/info"):format(port)
+        local rc, out, err = U.run(("curl -sv %s %s"):format(url, url))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        local _, n = out:gsub("GET|/info", "")
+        assert.are.equal(2, n)
+        assert.matches("Re%-using existing connection", err)
+    end))
+
+    it("sends list bodies, list headers and status codes", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out = U.run(("curl -s -i http://127.0.0.1:%d/list"):format(port))
+        local _, out404 = U.run(("curl -s -i http://127.0.0.1:%d/nothing"):format(port))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        assert.matches("^HTTP/1.1 201 Created\r\n", out)
+        assert.matches("\r\nSet%-Cookie: a=1\r\n", out)
+        assert.matches("\r\nSet%-Cookie: b=2\r\n", out)
+        assert.matches("\r\n\r\nxyz$", out)
+        assert.matches("^HTTP/1.1 404 Not Found\r\n", out404)
+    end))
+
+    it("streams an iterator body chunked", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out = U.run(("curl -s -i http://127.0.0.1:%d/stream"):format(port))
+        local _, raw = U.run(("curl -s --raw http://127.0.0.1:%d/stream"):format(port))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        assert.matches("\r\nTransfer%-Encoding: chunked\r\n", out)
+        assert.matches("part1\npart2\npart3\n$", out)
+        assert.are.equal("6\r\npart1\n\r\n6\r\npart2\n\r\n6\r\npart3\n\r\n0\r\n\r\n", raw)
+    end))
+
+    it("reads a chunked upload from curl", green(function()
+        local srv, port = U.serve(echo_app)
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        local data = string.rep("0123456789", 10000)
+        f:write(data)
+        f:close()
+        local rc, out = U.run(("curl -s -H 'Transfer-Encoding: chunked' --data-binary @%s http://127.0.0.1:%d/echo"):format(path, port))
+        os.remove(path)
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        assert.are.equal(#data, #out)
+        assert.are.equal(data, out)
+    end))
+
+    it("answers HEAD with headers and no body", green(function()
+        local srv, port = U.serve(hello)
+        local rc, out = U.run(("curl -s -I http://127.0.0.1:%d/"):format(port))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        assert.matches("^HTTP/1.1 200 OK\r\n", out)
+        assert.matches("\r\nContent%-Length: 14\r\n", out)
+        assert.matches("\r\n\r\n$", out)
+    end))
+
+    it("sends 100 Continue when the app reads the body", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out, err = U.run(("curl -sv -H 'Expect: 100-continue' --expect100-timeout 5 -d hello-there http://127.0.0.1:%d/echo"):format(port))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        assert.are.equal("hello-there", out)
+        assert.matches("HTTP/1.1 100 Continue", err)
+    end))
+
+    it("serves pipelined requests from Python in order", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out = U.python([[
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /info?n=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /info?n=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+          b"GET /info?n=4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+s.settimeout(5)
+while True:
+    d = s.recv(65536)
+    if not d: break
+    data += d
+sys.stdout.write(data.decode())
+]], tostring(port))
+        srv:stop(1)
+        assert.are.equal(0, rc)
+        local _, n = out:gsub("HTTP/1.1 200 OK", "")
+        assert.are.equal(4, n)
+        local a, b, c, d = out:find("n=1", 1, true), out:find("n=2", 1, true), out:find("abc", 1, true), out:find("n=4", 1, true)
+        assert.truthy(a and b and c and d and a < b and b < c and c < d)
+        assert.matches("Connection: close\r\n", out)
+    end))
+
+    it("serves many requests on one Python http.client connection", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out, err = U.python([[
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+ok = 0
+for i in range(200):
+    body = "x" * i
+    c.request("POST", "/echo", body=body)
+    r = c.getresponse()
+    if r.read().decode() == body and r.status == 200: ok += 1
+c.request("HEAD", "/echo")
+r = c.getresponse(); r.read()
+print(ok, r.status, c.sock is not None)
+]], tostring(port))
+        srv:stop(1)
+        assert.are.equal(0, rc, err)
+        assert.are.equal("200 200 True\n", out)
+    end))
+
+    it("closes HTTP/1.0 connections unless keep-alive is asked", green(function()
+        local srv, port = U.serve(hello)
+        local out = U.raw(port, "GET / HTTP/1.0\r\n\r\n")
+        assert.matches("^HTTP/1.0 200 OK\r\n", out)
+        assert.not_matches("Connection: keep%-alive", out)
+        local s = assert(gl.connect("127.0.0.1", port))
+        s:settimeout(3)
+        s:sendall("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        local head = s:read("L")
+        assert.are.equal("HTTP/1.0 200 OK\r\n", head)
+        local rest = {}
+        repeat
+            local l = s:read("L")
+            rest[#rest + 1] = l
+        until l == "\r\n" or not l
+        assert.matches("Connection: keep%-alive\r\n", table.concat(rest))
+        assert.are.equal("Hello, World!\n", s:read(14))
+        s:sendall("GET / HTTP/1.0\r\n\r\n") -- still open: a second answer comes
+        assert.matches("HTTP/1.0 200 OK", s:read("a"))
+        s:close()
+        srv:stop(1)
+    end))
+
+    it("answers malformed requests with 400 and closes", green(function()
+        local srv, port = U.serve(hello)
+        local cases = {
+            "GARBAGE\r\n\r\n",
+            "GET / HTTP/1.1\nHost: x\n\n",                     -- bare LF
+            "GET / HTTP/1.1\r\n\r\n",                          -- no Host in 1.1
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n Folded: yes\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+        }
+        for _, c in ipairs(cases) do
+            local out = U.raw(port, c)
+            assert.matches("^HTTP/1.1 400 Bad Request\r\n", out, c)
+            assert.matches("Connection: close\r\n", out)
+        end
+        local te = U.raw(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+        assert.matches("^HTTP/1.1 501 ", te)
+        -- the server still serves
+        assert.matches("^HTTP/1.1 200 OK", U.raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        srv:stop(1)
+    end))
+
+    it("rejects a bad chunked body with 400", green(function()
+        local srv, port = U.serve(echo_app)
+        local out = U.raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+        srv:stop(1)
+        assert.matches("^HTTP/1.1 400 ", out)
+    end))
+
+    it("enforces header, URL and body limits", green(function()
+        local srv, port = U.serve(echo_app, { max_header_bytes = 1024, url_length_limit = 100,
+            max_body_bytes = 10 })
+        local big = U.raw(port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(2000) .. "\r\n\r\n")
+        assert.matches("^HTTP/1.1 431 ", big)
+        local long = U.raw(port, "GET /" .. ("a"):rep(200) .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert.matches("^HTTP/1.1 414 ", long)
+        local body = U.raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")
+        assert.matches("^HTTP/1.1 413 ", body)
+        local chunked = U.raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n")
+        assert.matches("^HTTP/1.1 413 ", chunked)
+        local ok = U.raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+        assert.matches("^HTTP/1.1 200 .*hello$", ok)
+        srv:stop(1)
+    end))
+
+    it("answers an app error with 500, logs the traceback and keeps serving", green(function()
+        local srv, port = U.serve(echo_app)
+        local rc, out, err = U.run(("curl -s -i http://127.0.0.1:%d/error http://127.0.0.1:%d/info"):format(port, port))
+        srv:stop(1)
+        assert.are.equal(0, rc, err)
+        assert.matches("^HTTP/1.1 500 Internal Server Error\r\n", out)
+        assert.matches("HTTP/1.1 200 OK", out)
+    end))
+
+    it("survives gl.Timeout in the app and clients vanishing mid-request", green(function()
+        local srv, port = U.serve(function(req)
+            if req.path == "/timeout" then
+                gl.with_timeout(0.01, gl.sleep, 1)
+            end
+            if req.path == "/slow" then gl.sleep(0.1) end
+            return 200, {}, "fine"
+        end)
+        assert.matches("^HTTP/1.1 500", U.raw(port, "GET /timeout HTTP/1.1\r\nHost: x\r\n\r\n"))
+        -- half a request, then gone
+        local s = assert(gl.connect("127.0.0.1", port))
+        s:sendall("GET / HTTP/1.1\r\nHo")
+        s:close()
+        -- a request whose client leaves before the answer
+        s = assert(gl.connect("127.0.0.1", port))
+        s:sendall("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        s:close()
+        -- a body that never comes
+        s = assert(gl.connect("127.0.0.1", port))
+        s:sendall("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        s:close()
+        gl.sleep(0.2)
+        assert.matches("^HTTP/1.1 200 OK.*fine$", U.raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        srv:stop(1)
+    end))
+
+    it("logs an Apache combined line per request to a log function", green(function()
+        local lines = {}
+        local srv, port = U.serve(hello, { log = function(l) lines[#lines + 1] = l end })
+        U.run(("curl -s -A 'test-agent' -e 'http://ref/' http://127.0.0.1:%d/path?q=1"):format(port))
+        srv:stop(1)
+        assert.are.equal(1, #lines)
+        assert.matches('^127%.0%.0%.1 %- %- %[%d%d/%a%a%a/%d%d%d%d:%d%d:%d%d:%d%d [%+%-]%d%d%d%d%] "GET /path%?q=1 HTTP/1%.1" 200 14 "http://ref/" "test%-agent"$', lines[1])
+    end))
+
+    it("closes idle keep-alive connections after keepalive_timeout", green(function()
+        local srv, port = U.serve(hello, { keepalive_timeout = 0.1 })
+        local s = assert(gl.connect("127.0.0.1", port))
+        s:settimeout(2)
+        s:sendall("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        local t0 = gl.clock()
+        local all = s:read("a")
+        assert.matches("^HTTP/1.1 200 OK", all)
+        assert.is_true(gl.clock() - t0 < 1)
+        s:close()
+        srv:stop(1)
+    end))
+
+    it("serves 200 concurrent clients", green(function()
+        local srv, port = U.serve(function(req)
+            gl.sleep(0.01)
+            return 200, {}, req.query
+        end)
+        local pool = gl.GreenPool(200)
+        local ok = 0
+        for i = 1, 200 do
+            pool:spawn(function()
+                local out = U.raw(port, ("GET /?%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):format(i), 5)
+                if out and out:match("^HTTP/1.1 200 OK") and out:sub(-#tostring(i)) == tostring(i) then
+                    ok = ok + 1
+                end
+            end)
+        end
+        pool:waitall()
+        srv:stop(1)
+        assert.are.equal(200, ok)
+    end, 20))
+
+    it("limits concurrent connections to max_size", green(function()
+        local active, peak = 0, 0
+        local srv, port = U.serve(function()
+            active = active + 1
+            peak = math.max(peak, active)
+            gl.sleep(0.05)
+            active = active - 1
+            return 200, {}, "ok"
+        end, { max_size = 3 })
+        local pool = gl.GreenPool(10)
+        for _ = 1, 10 do
+            pool:spawn(U.raw, port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        end
+        pool:waitall()
+        srv:stop(1)
+        assert.are.equal(3, peak)
+    end, 10))
+
+    it("stops gracefully: in-flight requests finish, new ones are refused", green(function()
+        local srv, port = U.serve(echo_app)
+        local idle = assert(gl.connect("127.0.0.1", port)) -- a keep-alive connection, idle
+        idle:sendall("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert.matches("404", idle:recv(4096))
+        local result
+        local t = gl.spawn(function() result = U.raw(port, "GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n") end)
+        gl.sleep(0.05)
+        assert.is_true(srv:stop(2))
+        t:wait()
+        assert.matches("^HTTP/1.1 200 OK.*Connection: close.*slept$", result)
+        assert.are.same({ nil, "closed" }, { idle:recv(10) })
+        idle:close()
+        assert.is_nil(gl.connect("127.0.0.1", port))
+    end))
+
+    it("cuts requests that outlive the grace period", green(function()
+        local srv, port = U.serve(function() gl.sleep(10) return 200, {}, "late" end)
+        local t = gl.spawn(U.raw, port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        gl.sleep(0.05)
+        local t0 = gl.clock()
+        assert.is_false(srv:stop(0.1))
+        assert.is_true(gl.clock() - t0 < 1)
+        assert.are.equal("", t:wait())
+    end))
+end)
