@@ -42,6 +42,8 @@ struct gl_sock {
     gl_hub *hub;              /* set once its events exist */
     gl_sock *next, *prev;     /* in hub->socks while a persistent event is added */
     unsigned char listening, eof, radded, wadded, linked;
+    unsigned char rready;     /* 0: the last recv drained the socket; wait for an edge */
+    unsigned char rclosed;    /* the peer's FIN was seen: recv must not be skipped */
     /* set by http.c when a plain recv drained the socket: its next read may wait for the
      * edge without trying recv first; read_cb clears it when an edge comes unawaited */
     unsigned char drained;

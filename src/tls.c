@@ -22,14 +22,14 @@
 
 /* One wrapped socket's TLS state: a connection (ssl) or a listener (ctx). */
 typedef struct gl_tls {
-    SSL *ssl;       /* a connection; NULL for a listener */
-    SSL_CTX *ctx;   /* a listener's context (one reference held); NULL for a connection */
-    int fd;         /* the fd the BIO reads and writes */
-    char *pre;      /* bytes the plain socket had read ahead, fed to OpenSSL first */
+    SSL *ssl;     /* a connection; NULL for a listener */
+    SSL_CTX *ctx; /* a listener's context (one reference held); NULL for a connection */
+    int fd;       /* the fd the BIO reads and writes */
+    char *pre;    /* bytes the plain socket had read ahead, fed to OpenSSL first */
     size_t prepos, prelen;
-    int bio_errno;  /* errno of the last failed recv/send in the BIO, 0 for EOF */
+    int bio_errno;       /* errno of the last failed recv/send in the BIO, 0 for EOF */
     unsigned char fatal; /* an SSL_ERROR_SSL/SYSCALL happened: no close_notify, no retry */
-    char msg[256];  /* s->err_msg points here */
+    char msg[256];       /* s->err_msg points here */
 } gl_tls;
 
 /* What a context owns beyond OpenSSL's own state: ALPN list, SNI certificates. Freed with
@@ -38,7 +38,7 @@ typedef struct sni_cert {
     char *name; /* lower case; "*.example.com" matches one label */
     X509 *cert;
     EVP_PKEY *key;
-    STACK_OF(X509) *chain;
+    STACK_OF(X509) * chain;
 } sni_cert;
 
 typedef struct ctx_extra {
@@ -142,8 +142,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     }
 }
 
-static void extra_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                       void *argp)
+static void extra_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     (void)parent;
     (void)ad;
@@ -180,8 +179,7 @@ static void init_once(void)
 
 /* Formats "tls: <what>" from OpenSSL's error queue (or `fallback`) into buf, then
  * empties the queue so no stale entry is left for the next call. */
-static void tls_reason(char *buf, size_t size, SSL *ssl, const char *prefix,
-                       const char *fallback)
+static void tls_reason(char *buf, size_t size, SSL *ssl, const char *prefix, const char *fallback)
 {
     unsigned long e = ERR_peek_last_error();
     const char *reason = e ? ERR_reason_error_string(e) : NULL;
@@ -346,8 +344,7 @@ static int opt_bool(lua_State *L, int idx, const char *key)
 static int proto_version(lua_State *L, const char *name, const char *key)
 {
     static const char *const names[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
-    static const int values[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION,
-                                 TLS1_3_VERSION};
+    static const int values[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
     for (int i = 0; names[i]; i++)
         if (strcmp(name, names[i]) == 0)
             return values[i];
@@ -539,10 +536,9 @@ static int l_context(lua_State *L)
             if (names)
                 SSL_CTX_set_client_CA_list(ctx, names);
         }
-        SSL_CTX_set_verify(ctx,
-                           server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                  : SSL_VERIFY_PEER,
-                           NULL);
+        SSL_CTX_set_verify(
+            ctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
+            NULL);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
@@ -972,8 +968,8 @@ int gl_open_tls(lua_State *L)
                                        {"_wrap_accepted", tls_wrap_accepted},
                                        {NULL, NULL}};
     static const luaL_Reg ctx_meta[] = {{"__gc", ctx_gc}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {{"tls_context", l_context}, {"tls_wrap", l_wrap},
-                                     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"tls_context", l_context}, {"tls_wrap", l_wrap}, {NULL, NULL}};
     luaL_newmetatable(L, CTX_MT);
     luaL_setfuncs(L, ctx_meta, 0);
     lua_pop(L, 1);
