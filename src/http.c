@@ -158,10 +158,6 @@ static void log_time_update(void)
 /* Reads more into s's buffer: > 0 bytes, 0 at EOF, or a GL_IO_* code (as socket.c's fill). */
 static ssize_t fill(gl_sock *s)
 {
-    if (s->drained) { /* see below: skip a recv that would only say EAGAIN */
-        s->drained = 0;
-        return GL_IO_WAIT_READ;
-    }
     if (!s->rbuf) {
         s->rbuf = malloc(RBUF_MIN);
         if (!s->rbuf) {
@@ -188,10 +184,7 @@ static ssize_t fill(gl_sock *s)
     }
     size_t room = s->rcap - s->rpos - s->rlen;
     ssize_t n = s->io->recv(s, s->rbuf + s->rpos + s->rlen, room);
-    /* a short read emptied the socket: the next read can wait for the edge at once (an edge
-     * that comes before that wait is either still in the kernel's queue or, delivered to
-     * read_cb with nobody waiting, clears the flag) */
-    s->drained = n > 0 && (size_t)n < room && s->io == &gl_plain_io;
+    /* (the plain transport itself skips a recv that would only say EAGAIN) */
     if (n > 0)
         s->rlen += (size_t)n;
     else if (n == 0)
@@ -571,7 +564,6 @@ static int body_read_k(lua_State *L, int status, lua_KContext ctx)
             if (b->mode == GL_HTTP_BODY_LENGTH && k > b->left)
                 k = (size_t)b->left;
             got = s->io->recv(s, scratch, k);
-            s->drained = got > 0 && (size_t)got < k && s->io == &gl_plain_io;
             if (got > 0) {
                 lua_pushlstring(L, scratch, (size_t)got);
                 if (b->mode == GL_HTTP_BODY_LENGTH && (b->left -= (uint64_t)got) == 0)

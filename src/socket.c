@@ -73,7 +73,13 @@ const gl_sock_io gl_plain_io = {plain_recv, plain_send, NULL, NULL};
 
 gl_sock *gl_sock_check(lua_State *L, int idx)
 {
-    gl_sock *s = luaL_testudata(L, idx, GL_SOCK_MT);
+    /* every method call checks its socket: compare a magic number in a userdata of our
+     * size instead of looking both metatables up by name */
+    gl_sock *s = lua_touserdata(L, idx);
+    if (s && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *s &&
+        s->magic == GL_SOCK_MAGIC)
+        return s;
+    s = luaL_testudata(L, idx, GL_SOCK_MT);
     if (!s)
         s = luaL_testudata(L, idx, GL_TLS_MT);
     if (!s)
@@ -93,6 +99,7 @@ gl_sock *gl_sock_push(lua_State *L, int fd, int family, int type, const char *mt
 {
     gl_sock *s = lua_newuserdatauv(L, sizeof *s, 1);
     memset(s, 0, sizeof *s);
+    s->magic = GL_SOCK_MAGIC;
     s->fd = -1; /* closed until everything below succeeded */
     s->family = family;
     s->type = type;
@@ -174,8 +181,6 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     gl_sock *s = arg;
-    if (!s->reader)
-        s->drained = 0; /* readable while nobody waits: the next read must try recv */
     s->rready = 1;
     if (what & EV_CLOSED)
         s->rclosed = 1;

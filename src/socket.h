@@ -26,7 +26,10 @@ typedef struct gl_sock_io {
     void (*close)(gl_sock *s);
 } gl_sock_io;
 
+#define GL_SOCK_MAGIC 0x676c736bu /* "glsk": a cheap type check on the hot path */
+
 struct gl_sock {
+    unsigned magic;
     int fd;
     int family;               /* AF_INET, AF_INET6, AF_UNIX */
     int type;                 /* SOCK_STREAM, SOCK_DGRAM */
@@ -44,9 +47,6 @@ struct gl_sock {
     unsigned char listening, eof, radded, wadded, linked;
     unsigned char rready;     /* 0: the last recv drained the socket; wait for an edge */
     unsigned char rclosed;    /* the peer's FIN was seen: recv must not be skipped */
-    /* set by http.c when a plain recv drained the socket: its next read may wait for the
-     * edge without trying recv first; read_cb clears it when an edge comes unawaited */
-    unsigned char drained;
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */
