@@ -124,15 +124,27 @@ gl_thread *gl_check_blocking(lua_State *L, const char *what)
     return t;
 }
 
+/* [-0, +1] the thread userdata at ud's table of rarely used things (its links in the
+ * array part, a deferred kill in "kill"), made on first use */
+static void push_extras(lua_State *L, int ud)
+{
+    if (lua_getiuservalue(L, ud, 2) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, ud, 2);
+    }
+}
+
 void gl_sched_check_pending(lua_State *L, gl_thread *t)
 {
     if (t->pending_err) {
         t->pending_err = 0;
         gl_push_thread(L, t);
-        lua_getiuservalue(L, -1, 3);
+        lua_getiuservalue(L, -1, 2); /* the extras table */
+        lua_getfield(L, -1, "kill");
         lua_pushnil(L);
-        lua_setiuservalue(L, -3, 3);
-        lua_remove(L, -2);
+        lua_setfield(L, -3, "kill");
         lua_error(L);
     }
     if (t->pending_timeout) {
@@ -308,9 +320,12 @@ void gl_sched_throw(lua_State *L, gl_thread *t)
         if (t->nwake) { /* keep the value handed over: raise at the next blocking point */
             if (!t->pending_err) {
                 gl_push_thread(L, t);
-                lua_insert(L, -2);
-                lua_setiuservalue(L, -2, 3);
+                push_extras(L, lua_gettop(L));
+                lua_rotate(L, -3, -1); /* stack: ud, extras, err */
+                lua_setfield(L, -2, "kill");
                 t->pending_err = 1;
+                lua_pop(L, 2);
+                return;
             }
             lua_pop(L, 1);
             return;
@@ -439,7 +454,7 @@ void gl_sched_finish(lua_State *L, gl_thread *t)
             t->pending_timeout = NULL;
         }
         gl_thread *j;
-        while ((j = gl_waitq_pop(&t->joiners)) != NULL)
+        while (t->joiners && (j = gl_waitq_pop(t->joiners)) != NULL)
             gl_sched_wake(L, j, GL_WAKE_OK, 0);
         run_links(L, t);
     }
@@ -451,7 +466,7 @@ gl_thread *gl_spawn(lua_State *L, int n)
 {
     gl_hub *h = gl_hub_get(L);
     luaL_checktype(L, -(n + 1), LUA_TFUNCTION);
-    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 3); /* co, links, deferred kill */
+    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 2); /* co, extras */
     memset(t, 0, sizeof *t);
     luaL_setmetatable(L, GL_THREAD_MT);
     t->hub = h;
@@ -572,7 +587,9 @@ static int th_wait(lua_State *L)
         if (me == t)
             return luaL_error(L, "GreenThread:wait: a green thread cannot wait for itself");
         gl_sched_check_pending(L, me);
-        gl_waitq_push(&t->joiners, me);
+        if (!t->joiners && !(t->joiners = calloc(1, sizeof *t->joiners)))
+            return luaL_error(L, "GreenThread:wait: out of memory");
+        gl_waitq_push(t->joiners, me);
         me->wait_data = "GreenThread:wait";
         return gl_sched_park(L, me, th_wait_k, 0);
     }
@@ -606,12 +623,7 @@ static int th_link(lua_State *L)
         lua_call(L, n - 1, 0);
         return 0;
     }
-    if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setiuservalue(L, 1, 2);
-    }
+    push_extras(L, 1);
     lua_createtable(L, n - 1, 0);
     for (int i = 2; i <= n; i++) {
         lua_pushvalue(L, i);
@@ -698,6 +710,8 @@ static int th_gc(lua_State *L)
         event_free(t->ev);
         t->ev = NULL;
     }
+    free(t->joiners);
+    t->joiners = NULL;
     return 0;
 }
 
@@ -712,6 +726,8 @@ static int wq_new(lua_State *L)
     return 1;
 }
 
+static int deliver_record(lua_State *L, int rec);
+
 static int wq_park_k(lua_State *L, int status, lua_KContext ctx)
 {
     (void)status;
@@ -719,11 +735,15 @@ static int wq_park_k(lua_State *L, int status, lua_KContext ctx)
     gl_thread *t = gl_current(L);
     switch (t->wake_kind) {
     case GL_WAKE_OK:
+        if (ctx) /* park_event: the value is an Event's result record */
+            return deliver_record(L, lua_gettop(L));
         lua_pushboolean(L, 1);
         lua_insert(L, -2);
         return 2; /* true, the value handed over */
     case GL_WAKE_TIMEOUT:
         lua_pop(L, 1);
+        if (ctx)
+            return 0;
         lua_pushboolean(L, 0);
         return 1;
     default:
@@ -733,7 +753,7 @@ static int wq_park_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 /* q:park(name [, timeout]) -> true, value | false on timeout */
-static int wq_park(lua_State *L)
+static int park(lua_State *L, lua_KContext event_mode)
 {
     gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
     const char *name = luaL_optstring(L, 2, "wait");
@@ -746,7 +766,51 @@ static int wq_park(lua_State *L)
         gl_waitq_remove(t);
         return luaL_error(L, "%s: cannot arm the timer", name);
     }
-    return gl_sched_park(L, t, wq_park_k, 0);
+    return gl_sched_park(L, t, wq_park_k, event_mode);
+}
+
+static int wq_park(lua_State *L)
+{
+    return park(L, 0);
+}
+
+/* [-0, +n] pushes the values of an Event result record at idx, or raises its error */
+static int deliver_record(lua_State *L, int rec)
+{
+    if (lua_getfield(L, rec, "error") != LUA_TNIL)
+        return lua_error(L);
+    lua_pop(L, 1);
+    lua_getfield(L, rec, "n");
+    int n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(L, n, "too many values");
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, rec, i);
+    return n;
+}
+
+/* Event:wait([timeout]) in C, so that a blocked waiter keeps no Lua frame: the memory
+ * of a parked green thread is what 100,000 idle waiters cost. */
+static int l_event_wait(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_getfield(L, 1, "_result") != LUA_TNIL)
+        return deliver_record(L, 3);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "_waiters"); /* stack: ev, timeout, waitq */
+    lua_replace(L, 1);
+    lua_pushliteral(L, "Event:wait");
+    lua_insert(L, 2); /* stack: waitq, name, timeout */
+    return park(L, 1);
+}
+
+/* q:park_event(name [, timeout]) -> the values of the Event result record handed over
+ * (raising its error), or nothing on timeout. Called in tail position by Event:wait, so
+ * a blocked waiter keeps no Lua frame of its own. */
+static int wq_park_event(lua_State *L)
+{
+    return park(L, 1);
 }
 
 /* q:wake_one([v]) -> true when a waiter was woken (and handed v) */
@@ -815,10 +879,10 @@ int gl_open_sched(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__index", th_index}, {"__gc", th_gc}, {"__tostring", th_tostring}, {NULL, NULL}};
     static const luaL_Reg wq_methods[] = {
-        {"park", wq_park}, {"wake_one", wq_wake_one}, {"wake_all", wq_wake_all}, {NULL, NULL}};
+        {"park", wq_park}, {"park_event", wq_park_event}, {"wake_one", wq_wake_one}, {"wake_all", wq_wake_all}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"spawn", l_spawn},         {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
-        {"getcurrent", l_getcurrent}, {"kill", l_kill},     {"waitq", wq_new},
+        {"event_wait", l_event_wait}, {"getcurrent", l_getcurrent}, {"kill", l_kill},     {"waitq", wq_new},
         {NULL, NULL}};
 
     luaL_newmetatable(L, GL_THREAD_MT);

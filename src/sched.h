@@ -22,7 +22,7 @@ struct gl_thread {
     struct event *ev;         /* the thread's own timer / fd wait, made on first use */
     gl_waitq *wq;             /* the queue it is parked on, if any */
     gl_thread *wq_next, *wq_prev;
-    gl_waitq joiners;         /* threads in :wait() */
+    gl_waitq *joiners;        /* threads in :wait(), made on first use */
     void (*unwait)(gl_thread *t); /* cancels a wait armed elsewhere (a socket's event) */
     void *wait_data;          /* for unwait; a waitq park keeps the call's name here */
     void *pending_timeout;    /* a gl.Timeout that fired while the thread was READY */

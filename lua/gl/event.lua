@@ -22,13 +22,9 @@ local function deliver(r)
     return table.unpack(r, 1, r.n)
 end
 
-function Event:wait(timeout)
-    local r = self._result
-    if r then return deliver(r) end
-    local woken, handed = self._waiters:park("Event:wait", timeout)
-    if not woken then return end -- timed out
-    return deliver(handed)
-end
+-- Event:wait([timeout]) -> the values sent (raises an error sent with send_error;
+-- returns nothing on timeout). In C: a blocked waiter keeps no Lua frame.
+Event.wait = core.event_wait
 
 -- The result record goes to every waiter with its wake-up, so a reset() right after
 -- send() cannot take it away from threads that were already waiting.
