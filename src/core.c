@@ -62,8 +62,9 @@ static int l_use(lua_State *L)
     int i = luaL_checkoption(L, 1, NULL, names);
     gl_hub *h = gl_hub_get(L);
     if (strcmp(event_base_get_method(h->base), names[i]) != 0)
-        return luaL_error(L, "gl.hub.use: the hub already runs on %s (choose the backend "
-                             "with gl --hub=NAME or GL_HUB before gl starts)",
+        return luaL_error(L,
+                          "gl.hub.use: the hub already runs on %s (choose the backend "
+                          "with gl --hub=NAME or GL_HUB before gl starts)",
                           event_base_get_method(h->base));
     return 0;
 }
@@ -211,11 +212,17 @@ int luaopen_gl_core(lua_State *L)
     lua_pop(L, 1);
     if (!gl_hub_exists(main))
         gl_hub_new(main, NULL);
-    static const luaL_Reg funcs[] = {{"run", l_run},         {"backend", l_backend},
-                                     {"use", l_use},         {"wait_fd", l_wait_fd},
-                                     {"read_fd", l_read_fd}, {"threads", l_threads},
-                                     {"versions", l_versions}, {"getpid", l_getpid}, {"traceback", l_traceback},
-                                     {"stats", l_stats},     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"run", l_run},
+                                     {"backend", l_backend},
+                                     {"use", l_use},
+                                     {"wait_fd", l_wait_fd},
+                                     {"read_fd", l_read_fd},
+                                     {"threads", l_threads},
+                                     {"versions", l_versions},
+                                     {"getpid", l_getpid},
+                                     {"traceback", l_traceback},
+                                     {"stats", l_stats},
+                                     {NULL, NULL}};
     luaL_newlib(L, funcs);
     gl_open_sched(L);
     gl_open_timer(L);

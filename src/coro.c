@@ -129,7 +129,7 @@ static int is_green_top(lua_State *L, lua_State *co)
     return t && t->co == co;
 }
 
-static int co_yield(lua_State *L)
+static int co_yield (lua_State *L)
 {
     if (is_green_top(L, L))
         return luaL_error(L, "attempt to yield from outside a coroutine");
@@ -189,12 +189,9 @@ static int co_close(lua_State *L)
 
 int gl_open_coroutine(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {{"resume", co_resume},
-                                     {"wrap", co_wrap},
-                                     {"yield", co_yield},
-                                     {"isyieldable", co_isyieldable},
-                                     {"status", co_status},
-                                     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"resume", co_resume}, {"wrap", co_wrap},
+                                     {"yield", co_yield },  {"isyieldable", co_isyieldable},
+                                     {"status", co_status}, {NULL, NULL}};
     if (lua_getglobal(L, "coroutine") != LUA_TTABLE) {
         lua_pop(L, 1);
         return 0;

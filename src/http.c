@@ -53,8 +53,8 @@ enum {
     U_COUNT = U_USER_AGENT
 };
 static const char *const upvalue_strings[] = {
-    "method", "target",  "path",  "query",  "version", "headers", "_f",      "_body",
-    "_reject", "_upgrade", "1.1", "1.0",   "status",  "reason",  "referer", "user-agent"};
+    "method",  "target",   "path", "query", "version", "headers", "_f",      "_body",
+    "_reject", "_upgrade", "1.1",  "1.0",   "status",  "reason",  "referer", "user-agent"};
 #define UV(k) lua_upvalueindex(k)
 #define UV_HEADERS_MT UV(U_HEADERS_MT)
 
@@ -239,7 +239,8 @@ static void push_headers(lua_State *L, const gl_http_header *h, size_t n, int co
     int t = lua_gettop(L);
     for (size_t i = 0; i < n; i++) {
         push_lower(L, h[i].name.p, h[i].name.len);
-        int is_cookie = cookie_list && h[i].name.len == 10 && gl_http_name_eq(h[i].name, "set-cookie");
+        int is_cookie =
+            cookie_list && h[i].name.len == 10 && gl_http_name_eq(h[i].name, "set-cookie");
         lua_pushvalue(L, -1);
         if (lua_rawget(L, t) == LUA_TNIL) { /* stack: name, nil */
             lua_pop(L, 1);
@@ -342,8 +343,8 @@ static void push_request(lua_State *L, const gl_http_request *r, int mt_idx, uin
 }
 
 /* core.http_read_request(sock, mt, max_head, max_target, keepalive_timeout, timeout,
- *   max_body) -> req | nil, err[, status]; mt is the connection's request metatable. ctx: bytes of the buffer already parsed and
- * found incomplete (re-parse only when newer bytes hold a '\n'). */
+ *   max_body) -> req | nil, err[, status]; mt is the connection's request metatable. ctx: bytes of
+ * the buffer already parsed and found incomplete (re-parse only when newer bytes hold a '\n'). */
 static int read_request_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = check_sock(L);
@@ -450,8 +451,8 @@ static int read_response_k(lua_State *L, int status, lua_KContext ctx)
                     gl_http_body mode = gl_http_response_body(&res, lua_toboolean(L, 2));
                     if (res.status == 101)
                         mode = GL_HTTP_BODY_NONE;
-                    if (mode == GL_HTTP_BODY_NONE || (mode == GL_HTTP_BODY_LENGTH &&
-                                                      res.content_length == 0))
+                    if (mode == GL_HTTP_BODY_NONE ||
+                        (mode == GL_HTTP_BODY_LENGTH && res.content_length == 0))
                         lua_pushboolean(L, 0);
                     else
                         push_body(L, mode, (uint64_t)res.content_length, 0);
@@ -517,8 +518,8 @@ static int body_read_k(lua_State *L, int status, lua_KContext ctx)
                 size_t used;
                 const char *data;
                 size_t dlen;
-                int r = gl_http_chunked_decode(&b->ch, buf, s->rlen < n ? s->rlen : n, &used,
-                                               &data, &dlen);
+                int r = gl_http_chunked_decode(&b->ch, buf, s->rlen < n ? s->rlen : n, &used, &data,
+                                               &dlen);
                 if (r == GL_HTTP_CHUNK_DATA) {
                     b->total += dlen;
                     if (b->max && b->total > b->max) {
@@ -614,51 +615,96 @@ static int l_body(lua_State *L)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 418: return "I'm a teapot";
-    case 422: return "Unprocessable Content";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 418:
+        return "I'm a teapot";
+    case 422:
+        return "Unprocessable Content";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -1008,8 +1054,8 @@ static void log_flush(void)
     loglen = 0;
 }
 
-/* core.http_log_write(req, status, bytes, remote_addr) -> true when the buffer was empty (the caller
- * schedules a flush). Lines are written to stderr in batches. */
+/* core.http_log_write(req, status, bytes, remote_addr) -> true when the buffer was empty (the
+ * caller schedules a flush). Lines are written to stderr in batches. */
 static int l_log_write(lua_State *L)
 {
     format_log(L);

@@ -11,26 +11,26 @@ typedef struct gl_thread gl_thread;
 typedef struct gl_waitq gl_waitq;
 
 struct gl_hub {
-    lua_State *L;             /* the main state: runs callbacks, owns the registry */
+    lua_State *L; /* the main state: runs callbacks, owns the registry */
     struct event_base *base;
     int own_base;
-    struct event *runq_ev;    /* made active while the run queue is not empty */
-    int in_runq;              /* runq_ev's callback is draining the queue */
-    gl_thread **runq;         /* ring of READY threads */
+    struct event *runq_ev; /* made active while the run queue is not empty */
+    int in_runq;           /* runq_ev's callback is draining the queue */
+    gl_thread **runq;      /* ring of READY threads */
     size_t rq_head, rq_len, rq_cap;
-    int anchors_ref;          /* registry table: slot -> thread userdata, for live threads */
-    int *free_slots;          /* recycled anchor slots */
+    int anchors_ref; /* registry table: slot -> thread userdata, for live threads */
+    int *free_slots; /* recycled anchor slots */
     int n_free, cap_free, max_slot;
     lua_Integer next_id;
-    gl_thread *current;       /* the running green thread, or NULL in the hub */
-    gl_thread *main;          /* the interpreter's main green thread, or NULL */
-    int n_internal;           /* events the interpreter itself keeps added (SIGINT, REPL) */
-    int n_waits;              /* waits that end by themselves: parked threads on an fd, a
-                                 timer or a lookup, armed Timeouts, spawn_after delays */
-    void *socks;              /* sockets whose persistent events are added (socket.c) */
+    gl_thread *current;         /* the running green thread, or NULL in the hub */
+    gl_thread *main;            /* the interpreter's main green thread, or NULL */
+    int n_internal;             /* events the interpreter itself keeps added (SIGINT, REPL) */
+    int n_waits;                /* waits that end by themselves: parked threads on an fd, a
+                                   timer or a lookup, armed Timeouts, spawn_after delays */
+    void *socks;                /* sockets whose persistent events are added (socket.c) */
     void (*quiesce)(gl_hub *h); /* drops those events once gl is idle (socket.c) */
-    int exit_code;            /* set when the main thread fails: 1, or 130 for gl.Interrupt */
-    int stop;                 /* the hub loop should return */
+    int exit_code;              /* set when the main thread fails: 1, or 130 for gl.Interrupt */
+    int stop;                   /* the hub loop should return */
 };
 
 /* Returns the hub of L's Lua state, or raises when gl is not loaded. */

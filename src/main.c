@@ -40,7 +40,7 @@ static void print_version(void)
 }
 
 typedef struct {
-    int script;  /* index in argv of the script, or 0 */
+    int script; /* index in argv of the script, or 0 */
     int interactive;
     int version;
     int workers;
@@ -240,8 +240,8 @@ static int supervise(int n, char **argv)
             if (failed)
                 status_out = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
             if (failed && !stop_signal) {
-                fprintf(stderr, "%s: worker %d (pid %d) failed; restarting in %.1f s\n",
-                        progname, i + 1, (int)pid, delay[i]);
+                fprintf(stderr, "%s: worker %d (pid %d) failed; restarting in %.1f s\n", progname,
+                        i + 1, (int)pid, delay[i]);
                 struct timespec ts = {(time_t)delay[i],
                                       (long)((delay[i] - (double)(time_t)delay[i]) * 1e9)};
                 nanosleep(&ts, NULL);

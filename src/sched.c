@@ -116,11 +116,15 @@ gl_thread *gl_check_blocking(lua_State *L, const char *what)
 {
     gl_thread *t = gl_current(L);
     if (!t)
-        luaL_error(L, "%s: not in a green thread (run the code with gl.spawn or the gl "
-                      "interpreter)", what);
+        luaL_error(L,
+                   "%s: not in a green thread (run the code with gl.spawn or the gl "
+                   "interpreter)",
+                   what);
     if (!lua_isyieldable(L) || gl_in_hub_wait(L))
-        luaL_error(L, "%s: cannot block here (inside a metamethod, an iterator or a C "
-                      "callback that cannot yield)", what);
+        luaL_error(L,
+                   "%s: cannot block here (inside a metamethod, an iterator or a C "
+                   "callback that cannot yield)",
+                   what);
     return t;
 }
 
@@ -429,13 +433,13 @@ static void run_links(lua_State *L, gl_thread *t)
             }
             int entry = lua_gettop(L);
             lua_Integer nargs = luaL_len(L, entry);
-            lua_rawgeti(L, entry, 1); /* fn */
+            lua_rawgeti(L, entry, 1);  /* fn */
             lua_pushvalue(L, top + 1); /* gt */
             for (lua_Integer a = 2; a <= nargs; a++)
                 lua_rawgeti(L, entry, a);
             if (lua_pcall(L, (int)nargs, 0, 0) != LUA_OK) {
-                fprintf(stderr, "gl: error in a link of green thread %lld: %s\n",
-                        (long long)t->id, luaL_tolstring(L, -1, NULL));
+                fprintf(stderr, "gl: error in a link of green thread %lld: %s\n", (long long)t->id,
+                        luaL_tolstring(L, -1, NULL));
                 lua_pop(L, 1);
             }
             lua_settop(L, entry - 1);
@@ -873,17 +877,23 @@ static void make_sentinel(lua_State *L, const char *name)
 int gl_open_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"wait", th_wait},   {"kill", l_kill},     {"cancel", th_cancel},
-        {"link", th_link},   {"unlink", th_unlink}, {"dead", th_dead},
-        {"status", th_status}, {NULL, NULL}};
+        {"wait", th_wait},     {"kill", l_kill},  {"cancel", th_cancel}, {"link", th_link},
+        {"unlink", th_unlink}, {"dead", th_dead}, {"status", th_status}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__index", th_index}, {"__gc", th_gc}, {"__tostring", th_tostring}, {NULL, NULL}};
-    static const luaL_Reg wq_methods[] = {
-        {"park", wq_park}, {"park_event", wq_park_event}, {"wake_one", wq_wake_one}, {"wake_all", wq_wake_all}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {
-        {"spawn", l_spawn},         {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
-        {"event_wait", l_event_wait}, {"getcurrent", l_getcurrent}, {"kill", l_kill},     {"waitq", wq_new},
-        {NULL, NULL}};
+    static const luaL_Reg wq_methods[] = {{"park", wq_park},
+                                          {"park_event", wq_park_event},
+                                          {"wake_one", wq_wake_one},
+                                          {"wake_all", wq_wake_all},
+                                          {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"spawn", l_spawn},
+                                     {"spawn_n", l_spawn_n},
+                                     {"spawn_after", l_spawn_after},
+                                     {"event_wait", l_event_wait},
+                                     {"getcurrent", l_getcurrent},
+                                     {"kill", l_kill},
+                                     {"waitq", wq_new},
+                                     {NULL, NULL}};
 
     luaL_newmetatable(L, GL_THREAD_MT);
     luaL_setfuncs(L, meta, 0);

@@ -19,16 +19,16 @@ struct gl_waitq {
 struct gl_thread {
     lua_State *co;
     gl_hub *hub;
-    struct event *ev;         /* the thread's own timer / fd wait, made on first use */
-    gl_waitq *wq;             /* the queue it is parked on, if any */
+    struct event *ev; /* the thread's own timer / fd wait, made on first use */
+    gl_waitq *wq;     /* the queue it is parked on, if any */
     gl_thread *wq_next, *wq_prev;
-    gl_waitq *joiners;        /* threads in :wait(), made on first use */
+    gl_waitq *joiners;            /* threads in :wait(), made on first use */
     void (*unwait)(gl_thread *t); /* cancels a wait armed elsewhere (a socket's event) */
-    void *wait_data;          /* for unwait; a waitq park keeps the call's name here */
-    void *pending_timeout;    /* a gl.Timeout that fired while the thread was READY */
+    void *wait_data;              /* for unwait; a waitq park keeps the call's name here */
+    void *pending_timeout;        /* a gl.Timeout that fired while the thread was READY */
     lua_Integer id;
-    int slot;                 /* anchor slot while alive */
-    int nres;                 /* results (or the error) left on co's stack when dead */
+    int slot; /* anchor slot while alive */
+    int nres; /* results (or the error) left on co's stack when dead */
     unsigned char state, wake_kind, nwake, started, hub_yield, failed, queued, ev_armed;
     unsigned char is_main, no_report, finished, counted;
     unsigned char pending_err; /* a kill deferred to the next blocking point: uservalue 3 */

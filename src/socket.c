@@ -955,10 +955,10 @@ static int sock_setoption(lua_State *L)
         rc = setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     } else {
         int v = (opt == 4 || opt == 5) ? (int)luaL_checkinteger(L, 3) : lua_toboolean(L, 3);
-        static const int levels[] = {IPPROTO_TCP, SOL_SOCKET, SOL_SOCKET, SOL_SOCKET,
-                                     SOL_SOCKET, SOL_SOCKET};
-        static const int optnames[] = {TCP_NODELAY, SO_KEEPALIVE, SO_REUSEADDR,
-                                       SO_REUSEPORT, SO_RCVBUF, SO_SNDBUF};
+        static const int levels[] = {IPPROTO_TCP, SOL_SOCKET, SOL_SOCKET,
+                                     SOL_SOCKET,  SOL_SOCKET, SOL_SOCKET};
+        static const int optnames[] = {TCP_NODELAY,  SO_KEEPALIVE, SO_REUSEADDR,
+                                       SO_REUSEPORT, SO_RCVBUF,    SO_SNDBUF};
         rc = setsockopt(s->fd, levels[opt], optnames[opt], &v, sizeof v);
     }
     if (rc != 0)
@@ -1033,22 +1033,29 @@ static int sock_tostring(lua_State *L)
 
 void gl_sock_setup_metatable(lua_State *L, const char *mt)
 {
-    static const luaL_Reg methods[] = {
-        {"bind", sock_bind},          {"listen", sock_listen},
-        {"accept", sock_accept},      {"_connect", sock_connect},
-        {"recv", sock_recv},          {"read", sock_read},
-        {"send", sock_send},          {"sendall", sock_sendall},
-        {"recvfrom", sock_recvfrom},  {"_sendto", sock_sendto},
-        {"settimeout", sock_settimeout}, {"gettimeout", sock_gettimeout},
-        {"setoption", sock_setoption}, {"shutdown", sock_shutdown},
-        {"getpeername", sock_getpeername}, {"getsockname", sock_getsockname},
-        {"fileno", sock_fileno},      {"family", sock_family},
-        {"closed", sock_closed},      {"close", sock_close},
-        {NULL, NULL}};
-    static const luaL_Reg meta[] = {{"__gc", sock_close},
-                                    {"__close", sock_close},
-                                    {"__tostring", sock_tostring},
-                                    {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"bind", sock_bind},
+                                       {"listen", sock_listen},
+                                       {"accept", sock_accept},
+                                       {"_connect", sock_connect},
+                                       {"recv", sock_recv},
+                                       {"read", sock_read},
+                                       {"send", sock_send},
+                                       {"sendall", sock_sendall},
+                                       {"recvfrom", sock_recvfrom},
+                                       {"_sendto", sock_sendto},
+                                       {"settimeout", sock_settimeout},
+                                       {"gettimeout", sock_gettimeout},
+                                       {"setoption", sock_setoption},
+                                       {"shutdown", sock_shutdown},
+                                       {"getpeername", sock_getpeername},
+                                       {"getsockname", sock_getsockname},
+                                       {"fileno", sock_fileno},
+                                       {"family", sock_family},
+                                       {"closed", sock_closed},
+                                       {"close", sock_close},
+                                       {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__gc", sock_close}, {"__close", sock_close}, {"__tostring", sock_tostring}, {NULL, NULL}};
     luaL_newmetatable(L, mt);
     luaL_setfuncs(L, meta, 0);
     if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {

@@ -31,22 +31,22 @@ typedef struct gl_sock_io {
 struct gl_sock {
     unsigned magic;
     int fd;
-    int family;               /* AF_INET, AF_INET6, AF_UNIX */
-    int type;                 /* SOCK_STREAM, SOCK_DGRAM */
-    double timeout;           /* per operation, < 0: none */
-    struct event *rev, *wev;  /* made on first wait, reused after */
+    int family;              /* AF_INET, AF_INET6, AF_UNIX */
+    int type;                /* SOCK_STREAM, SOCK_DGRAM */
+    double timeout;          /* per operation, < 0: none */
+    struct event *rev, *wev; /* made on first wait, reused after */
     gl_thread *reader, *writer;
-    char *rbuf;               /* read-ahead for read("l") & co; freed when drained */
+    char *rbuf; /* read-ahead for read("l") & co; freed when drained */
     size_t rcap, rpos, rlen;
     const gl_sock_io *io;
-    void *tls;                /* transport state (tls.c) */
-    const char *err_msg;      /* for GL_IO_ERROR: a message, or NULL to use strerror */
+    void *tls;           /* transport state (tls.c) */
+    const char *err_msg; /* for GL_IO_ERROR: a message, or NULL to use strerror */
     int err_no;
-    gl_hub *hub;              /* set once its events exist */
-    gl_sock *next, *prev;     /* in hub->socks while a persistent event is added */
+    gl_hub *hub;          /* set once its events exist */
+    gl_sock *next, *prev; /* in hub->socks while a persistent event is added */
     unsigned char listening, eof, radded, wadded, linked;
-    unsigned char rready;     /* 0: the last recv drained the socket; wait for an edge */
-    unsigned char rclosed;    /* the peer's FIN was seen: recv must not be skipped */
+    unsigned char rready;  /* 0: the last recv drained the socket; wait for an edge */
+    unsigned char rclosed; /* the peer's FIN was seen: recv must not be skipped */
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */

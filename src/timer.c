@@ -13,7 +13,7 @@ typedef struct gl_timeout {
     struct event *ev;
     gl_thread *t; /* kept alive: the thread's userdata is uservalue 2 */
     double sec;
-    int ref;      /* registry anchor while armed or while its error is pending */
+    int ref; /* registry anchor while armed or while its error is pending */
     int pending;
 } gl_timeout;
 
@@ -49,8 +49,7 @@ int gl_wait_timer(lua_State *L, double sec, lua_KFunction k, lua_KContext ctx)
     return gl_sched_park(L, t, k, ctx);
 }
 
-int gl_wait_fd(lua_State *L, int fd, int what, double timeout, lua_KFunction k,
-               lua_KContext ctx)
+int gl_wait_fd(lua_State *L, int fd, int what, double timeout, lua_KFunction k, lua_KContext ctx)
 {
     gl_thread *t = gl_check_blocking(L, "gl_wait_fd");
     gl_sched_check_pending(L, t);

@@ -69,7 +69,7 @@ static int await_go(double secs)
         double left = end - now();
         if (left <= 0)
             return -1;
-        struct pollfd p = { .fd = 0, .events = POLLIN };
+        struct pollfd p = {.fd = 0, .events = POLLIN};
         int r = poll(&p, 1, (int)(left * 1000) + 1);
         if (r < 0 && errno == EINTR)
             continue;
@@ -99,13 +99,24 @@ int main(int argc, char **argv)
     const char *src = NULL;
     while ((opt = getopt(argc, argv, "p:n:t:f:b:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'n': n = atoi(optarg); break;
-        case 't': limit = atof(optarg); break;
-        case 'f': max_pending = atoi(optarg); break;
-        case 'b': src = optarg; break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 't':
+            limit = atof(optarg);
+            break;
+        case 'f':
+            max_pending = atoi(optarg);
+            break;
+        case 'b':
+            src = optarg;
+            break;
         default:
-            fprintf(stderr, "usage: %s -p PORT [-n conns] [-t secs] [-f pending] [-b srcaddr]\n", argv[0]);
+            fprintf(stderr, "usage: %s -p PORT [-n conns] [-t secs] [-f pending] [-b srcaddr]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -121,7 +132,7 @@ int main(int argc, char **argv)
     if (rl.rlim_cur < need) {
         rl.rlim_cur = need;
         if (rl.rlim_max < need)
-            rl.rlim_max = need;                  /* works as root */
+            rl.rlim_max = need; /* works as root */
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
             getrlimit(RLIMIT_NOFILE, &rl);
             rl.rlim_cur = rl.rlim_max;
@@ -169,7 +180,8 @@ int main(int argc, char **argv)
                 ok = bind(s->fd, (struct sockaddr *)&from, sizeof from) == 0;
             }
             if (ok)
-                ok = connect(s->fd, (struct sockaddr *)&dst, sizeof dst) == 0 || errno == EINPROGRESS;
+                ok = connect(s->fd, (struct sockaddr *)&dst, sizeof dst) == 0 ||
+                     errno == EINPROGRESS;
             if (!ok) {
                 if (!first_err)
                     first_err = errno;
@@ -179,7 +191,7 @@ int main(int argc, char **argv)
                 s->state = S_GONE;
                 failed++;
             } else {
-                struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)next };
+                struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)next};
                 epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev);
                 s->state = S_PENDING;
                 pending++;
@@ -203,7 +215,7 @@ int main(int argc, char **argv)
                 continue;
             }
             /* idle: listen only for the server hanging up */
-            struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u32 = evs[j].data.u32 };
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = evs[j].data.u32};
             epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
             s->state = S_IDLE;
             open_n++;

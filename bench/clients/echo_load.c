@@ -39,9 +39,9 @@
 struct peer {
     int fd;
     int dead;
-    size_t out;      /* bytes of the current message written */
-    size_t in;       /* bytes of its echo read */
-    uint64_t start;  /* when the current message was started, ns */
+    size_t out;     /* bytes of the current message written */
+    size_t in;      /* bytes of its echo read */
+    uint64_t start; /* when the current message was started, ns */
 };
 
 static uint64_t clock_ns(void)
@@ -147,7 +147,8 @@ static void want(int ep, struct peer *c, int idx, uint32_t events)
 
 static void usage(const char *me)
 {
-    fprintf(stderr, "usage: %s -p PORT [-c conns] [-d seconds] [-w warmup] [-s size] [-P pid,...]\n", me);
+    fprintf(stderr,
+            "usage: %s -p PORT [-c conns] [-d seconds] [-w warmup] [-s size] [-P pid,...]\n", me);
     exit(2);
 }
 
@@ -157,19 +158,31 @@ int main(int argc, char **argv)
     double duration = 5, warmup = 1;
     while ((opt = getopt(argc, argv, "p:c:d:w:s:P:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'c': nconns = atoi(optarg); break;
-        case 'd': duration = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        case 's': msg_len = (size_t)atol(optarg); break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'c':
+            nconns = atoi(optarg);
+            break;
+        case 'd':
+            duration = atof(optarg);
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 's':
+            msg_len = (size_t)atol(optarg);
+            break;
         case 'P': {
             char *save = NULL;
-            for (char *t = strtok_r(optarg, ",", &save); t && n_watched < 32; t = strtok_r(NULL, ",", &save))
+            for (char *t = strtok_r(optarg, ",", &save); t && n_watched < 32;
+                 t = strtok_r(NULL, ",", &save))
                 if (atoi(t) > 0)
                     watched[n_watched++] = atoi(t);
             break;
         }
-        default: usage(argv[0]);
+        default:
+            usage(argv[0]);
         }
     }
     if (port <= 0 || nconns < 1 || nconns > 60000 || msg_len < 1 || msg_len > (1u << 20) ||

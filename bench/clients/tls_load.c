@@ -124,14 +124,15 @@ static double cpu_self(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static void print_ticks(long long u, long long s)
 {
     if (n_watched)
-        printf(" srv_utime_ticks=%lld srv_stime_ticks=%lld clk_tck=%ld", u, s, sysconf(_SC_CLK_TCK));
+        printf(" srv_utime_ticks=%lld srv_stime_ticks=%lld clk_tck=%ld", u, s,
+               sysconf(_SC_CLK_TCK));
 }
 
 static int run_hs(SSL_CTX *ctx, double duration, double warmup)
@@ -165,8 +166,9 @@ static int run_hs(SSL_CTX *ctx, double duration, double warmup)
         read_ticks(&u1, &s1);
     double window = in_window ? t_close - t_open : 0;
     printf("mode=hs handshakes=%ld window_s=%.3f hs_per_s=%.1f errors=%ld client_cpu_s=%.3f "
-           "client_wall_s=%.3f", counted, window, window > 0 ? counted / window : 0.0, failures,
-           cpu_self(), t_close - t_start);
+           "client_wall_s=%.3f",
+           counted, window, window > 0 ? counted / window : 0.0, failures, cpu_self(),
+           t_close - t_start);
     print_ticks(u1 - u0, s1 - s0);
     printf("\n");
     return counted > 0 && failures == 0 ? 0 : 1;
@@ -192,7 +194,7 @@ static int run_bulk(SSL_CTX *ctx, double duration, double warmup, int size, int 
     memset(line, 'x', (size_t)size);
     line[size - 1] = '\n';
     long long budget = (long long)size * window_lines;
-    long long unanswered = 0;      /* bytes written whose echo has not come back */
+    long long unanswered = 0; /* bytes written whose echo has not come back */
     long long counted = 0, total = 0;
     double t_start = now(), t_window = t_start + warmup, t_end = t_start + duration, t_open = 0;
     long long u0 = 0, s0 = 0, u1 = 0, s1 = 0;
@@ -245,7 +247,7 @@ static int run_bulk(SSL_CTX *ctx, double duration, double warmup, int size, int 
         }
         if (progress || failed)
             continue;
-        struct pollfd p = { .fd = fd, .events = 0 };
+        struct pollfd p = {.fd = fd, .events = 0};
         if (read_blocked_on == SSL_ERROR_WANT_READ || write_blocked_on == SSL_ERROR_WANT_READ)
             p.events |= POLLIN;
         if (read_blocked_on == SSL_ERROR_WANT_WRITE || write_blocked_on == SSL_ERROR_WANT_WRITE)
@@ -278,21 +280,37 @@ int main(int argc, char **argv)
     const char *mode = "hs";
     while ((opt = getopt(argc, argv, "p:m:d:w:s:W:P:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'm': mode = optarg; break;
-        case 'd': duration = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        case 's': size = atoi(optarg); break;
-        case 'W': window_lines = atoi(optarg); break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'm':
+            mode = optarg;
+            break;
+        case 'd':
+            duration = atof(optarg);
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 's':
+            size = atoi(optarg);
+            break;
+        case 'W':
+            window_lines = atoi(optarg);
+            break;
         case 'P': {
             char *save = NULL;
-            for (char *t = strtok_r(optarg, ",", &save); t && n_watched < 32; t = strtok_r(NULL, ",", &save))
+            for (char *t = strtok_r(optarg, ",", &save); t && n_watched < 32;
+                 t = strtok_r(NULL, ",", &save))
                 if (atoi(t) > 0)
                     watched[n_watched++] = atoi(t);
             break;
         }
         default:
-            fprintf(stderr, "usage: %s -p PORT -m hs|bulk [-d secs] [-w warmup] [-s size] [-W lines] [-P pids]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s -p PORT -m hs|bulk [-d secs] [-w warmup] [-s size] [-W lines] [-P "
+                    "pids]\n",
+                    argv[0]);
             return 2;
         }
     }

@@ -25,7 +25,7 @@ struct client {
     int fd;
     struct event *on_read;
     struct event *on_write;
-    char *pending;     /* unsent bytes are pending[head..tail), or NULL */
+    char *pending; /* unsent bytes are pending[head..tail), or NULL */
     size_t head, tail;
 };
 
@@ -68,8 +68,11 @@ static void writable(evutil_socket_t fd, short what, void *arg)
         c->pending = NULL;
         event_add(c->on_read, NULL);
         break;
-    case 0: event_add(c->on_write, NULL); break;
-    default: client_close(c);
+    case 0:
+        event_add(c->on_write, NULL);
+        break;
+    default:
+        client_close(c);
     }
 }
 

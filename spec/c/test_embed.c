@@ -10,12 +10,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);      \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static double now(void)
@@ -96,7 +96,8 @@ static void test_dostring_errors(void)
     CHECK(lua_isstring(L, -1) && strstr(lua_tostring(L, -1), "boom") != NULL);
     lua_settop(L, top);
 
-    CHECK(gl_dostring(G, "error(setmetatable({}, {__tostring = function() return 'tbl' end}))") != 0);
+    CHECK(gl_dostring(G, "error(setmetatable({}, {__tostring = function() return 'tbl' end}))") !=
+          0);
     CHECK(lua_gettop(L) == top + 1);
     CHECK(lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "tbl") == 0);
     lua_settop(L, top);
@@ -117,11 +118,12 @@ static void test_run(void)
 {
     gl_State *G = gl_open(NULL);
     /* returns at the chunk's first wait; gl_run drives the rest */
-    CHECK(gl_dostring(G, "n = 0\n"
-                         "for i = 1, 5 do gl.spawn(function() gl.sleep(0.001 * i); n = n + 1 end) end\n"
-                         "stage = 'before'\n"
-                         "gl.sleep(0.01)\n"
-                         "stage = 'after'\n") == 0);
+    CHECK(gl_dostring(
+              G, "n = 0\n"
+                 "for i = 1, 5 do gl.spawn(function() gl.sleep(0.001 * i); n = n + 1 end) end\n"
+                 "stage = 'before'\n"
+                 "gl.sleep(0.01)\n"
+                 "stage = 'after'\n") == 0);
     char buf[64];
     CHECK(strcmp(global_str(G, "stage", buf, sizeof buf), "before") == 0);
     CHECK(global_int(G, "n") == 0);
@@ -137,8 +139,12 @@ static void test_run(void)
 static void test_step(void)
 {
     gl_State *G = gl_open(NULL);
-    CHECK(gl_dostring(G, "ticks = 0\n"
-                         "gl.spawn(function() for i = 1, 3 do gl.sleep(0.005); ticks = ticks + 1 end end)\n") == 0);
+    CHECK(
+        gl_dostring(
+            G,
+            "ticks = 0\n"
+            "gl.spawn(function() for i = 1, 3 do gl.sleep(0.005); ticks = ticks + 1 end end)\n") ==
+        0);
     int steps = 0;
     while (gl_step(G, 0) && steps < 1000)
         steps++;
@@ -166,8 +172,10 @@ static void test_wait_timer(void)
     lua_State *L = gl_lua(G);
     lua_register(L, "c_sleep", c_sleep);
     CHECK(gl_dostring(G, "order = ''\n"
-                         "local a = gl.spawn(function() local r = c_sleep(0.02); order = order .. 'a' .. r end)\n"
-                         "local b = gl.spawn(function() local r = c_sleep(0.005); order = order .. 'b' .. r end)\n"
+                         "local a = gl.spawn(function() local r = c_sleep(0.02); order = order .. "
+                         "'a' .. r end)\n"
+                         "local b = gl.spawn(function() local r = c_sleep(0.005); order = order .. "
+                         "'b' .. r end)\n"
                          "t0 = gl.clock()\n"
                          "a:wait(); b:wait()\n"
                          "elapsed = gl.clock() - t0\n"
@@ -212,7 +220,8 @@ static void test_host_base(void)
     CHECK(G != NULL);
     CHECK(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED) == 0); /* nothing of gl's */
     CHECK(gl_dostring(G, "finished = 0\n"
-                         "for i = 1, 3 do gl.spawn(function() gl.sleep(0.005 * i); finished = finished + 1 end) end\n"
+                         "for i = 1, 3 do gl.spawn(function() gl.sleep(0.005 * i); finished = "
+                         "finished + 1 end) end\n"
                          "gl.sleep(0.001)\n"
                          "main_resumed = 1\n") == 0);
     struct event *ev = evtimer_new(base, host_cb, NULL);
