@@ -11,7 +11,5 @@ local function app(_req)
   return 200, headers, body
 end
 
-gl.http.server(gl.listen("127.0.0.1", port), app)
--- in case gl.http.server returns (serving from its own green threads):
--- keep the main green thread, and so the process, alive
-gl.Event():wait()
+-- no access log, as the nginx peers run with `access_log off`
+gl.http.server(gl.listen("127.0.0.1", port), app, { log = false })
