@@ -155,43 +155,6 @@ static void log_time_update(void)
 
 /* ---- reading into the socket's read-ahead buffer ---- */
 
-/* Reads more into s's buffer: > 0 bytes, 0 at EOF, or a GL_IO_* code (as socket.c's fill). */
-static ssize_t fill(gl_sock *s)
-{
-    if (!s->rbuf) {
-        s->rbuf = malloc(RBUF_MIN);
-        if (!s->rbuf) {
-            s->err_no = ENOMEM;
-            s->err_msg = NULL;
-            return GL_IO_ERROR;
-        }
-        s->rcap = RBUF_MIN;
-        s->rpos = s->rlen = 0;
-    }
-    if (s->rpos && s->rpos + s->rlen == s->rcap) {
-        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
-        s->rpos = 0;
-    }
-    if (s->rlen == s->rcap) {
-        char *p = realloc(s->rbuf, s->rcap * 2);
-        if (!p) {
-            s->err_no = ENOMEM;
-            s->err_msg = NULL;
-            return GL_IO_ERROR;
-        }
-        s->rbuf = p;
-        s->rcap *= 2;
-    }
-    size_t room = s->rcap - s->rpos - s->rlen;
-    ssize_t n = s->io->recv(s, s->rbuf + s->rpos + s->rlen, room);
-    /* (the plain transport itself skips a recv that would only say EAGAIN) */
-    if (n > 0)
-        s->rlen += (size_t)n;
-    else if (n == 0)
-        s->eof = 1;
-    return n;
-}
-
 static void consume(gl_sock *s, size_t n)
 {
     s->rpos += n;
@@ -386,7 +349,7 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
         }
         if (s->eof)
             return fail(L, "closed");
-        ssize_t got = fill(s);
+        ssize_t got = gl_sock_fill(s);
         if (got > 0 || got == 0)
             continue;
         if (got == GL_IO_WAIT_READ || got == GL_IO_WAIT_WRITE) {
@@ -468,7 +431,7 @@ static int read_response_k(lua_State *L, int status, lua_KContext ctx)
         }
         if (s->eof)
             return fail(L, "closed");
-        ssize_t got = fill(s);
+        ssize_t got = gl_sock_fill(s);
         if (got >= 0)
             continue;
         if (got == GL_IO_WAIT_READ || got == GL_IO_WAIT_WRITE)
@@ -574,7 +537,7 @@ static int body_read_k(lua_State *L, int status, lua_KContext ctx)
             if (got == 0)
                 s->eof = 1;
         } else {
-            got = fill(s);
+            got = gl_sock_fill(s);
         }
         if (got >= 0)
             continue;

@@ -646,8 +646,7 @@ static int sock_recv(lua_State *L)
     return sock_recv_k(L, LUA_OK, 0);
 }
 
-/* Reads more into the read-ahead buffer: > 0 bytes, 0 at EOF, or a GL_IO_* code. */
-static ssize_t fill(gl_sock *s)
+ssize_t gl_sock_fill(gl_sock *s)
 {
     if (!s->rbuf) {
         s->rbuf = malloc(RBUF_MIN);
@@ -762,7 +761,7 @@ static int sock_read_k(lua_State *L, int status, lua_KContext ctx)
             int got = read_one(L, s, i);
             if (got == 1)
                 break;
-            ssize_t n = fill(s);
+            ssize_t n = gl_sock_fill(s);
             if (n == GL_IO_WAIT_READ || n == GL_IO_WAIT_WRITE)
                 return WAIT_READER(L, s, (int)n, sock_read_k, i);
             if (n == GL_IO_ERROR)

@@ -63,6 +63,9 @@ int gl_sock_wait(lua_State *L, gl_sock *s, int want, lua_KFunction k, lua_KConte
 int gl_sock_resumed(lua_State *L, gl_sock *s);
 /* [-0, +2 or +3] nil, message[, errno] for s's last error (or errno e when e != 0). */
 int gl_sock_fail(lua_State *L, gl_sock *s, int e);
+/* Reads more into s's read-ahead buffer (rbuf, made or grown as needed): > 0 bytes, 0 at
+ * EOF (s->eof is set), or a GL_IO_* code. */
+ssize_t gl_sock_fill(gl_sock *s);
 /* Closes s: wakes its waiters with "closed", frees buffers and events, closes the fd. */
 void gl_sock_close(lua_State *L, gl_sock *s);
 /* Detaches the fd from s without closing it (for wrap_ssl); returns it. */

@@ -6,6 +6,8 @@
 #include "socket.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
@@ -642,6 +644,12 @@ static gl_sock *take_over(lua_State *L, int idx, gl_tls **tp)
     double timeout = p->timeout;
     int fd = gl_sock_detach(L, p);
     t->fd = fd;
+    if (type == SOCK_STREAM && family != AF_UNIX) {
+        /* a handshake flight goes out in several writes: with Nagle the next one waits for
+         * the peer's delayed ACK (40 ms a handshake); accepted sockets inherit it */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     /* if gl_sock_push raises (fcntl), it has closed fd; t would leak, which is all */
     gl_sock *s = gl_sock_push(L, fd, family, type, GL_TLS_MT);
     s->timeout = timeout;
