@@ -40,7 +40,7 @@ static int l_run(lua_State *L)
         lua_xmove(co, L, 1);
         return lua_error(L);
     }
-    int n = t->nres;
+    int n = lua_gettop(co); /* a dead thread's stack holds its results only */
     luaL_checkstack(L, n, "too many results");
     int base = lua_gettop(co) - n;
     for (int i = 1; i <= n; i++) {

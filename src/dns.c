@@ -551,7 +551,7 @@ int gl_dns_lookup(lua_State *L, const char *host, int port, int family, lua_KFun
     b->used_network = 1;
     gl_thread *t = gl_current(L);
     if (localhost || evdns_base_count_nameservers(b->evb) == 0 || !t || !lua_isyieldable(L) ||
-        gl_in_hub_wait(L) || t->pending_timeout) {
+        gl_in_hub_wait(L) || t->pending_to) {
         evdns_getaddrinfo_cancel(req->r); /* req stays until its callback */
         if (localhost)
             push_loopback(L, family, port);

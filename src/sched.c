@@ -128,16 +128,62 @@ gl_thread *gl_check_blocking(lua_State *L, const char *what)
     return t;
 }
 
-/* [-0, +1] the thread userdata at ud's table of rarely used things (its links in the
- * array part, a deferred kill in "kill"), made on first use */
-static void push_extras(lua_State *L, int ud)
+/* registry: thread userdata -> its table of rarely used things, weak keys: its links in
+ * the array part, "kill" (a deferred kill), "timeout" (a Timeout that fired while it was
+ * READY), "joiners" (a wait queue of threads in :wait()). Kept out of the userdata so a
+ * parked thread costs less memory. */
+static char extras_key;
+
+/* [-0, +1] pushes the extras table of the thread userdata at ud (made when create), or
+ * nil; returns whether it is a table. */
+static int push_extras(lua_State *L, int ud, int create)
 {
-    if (lua_getiuservalue(L, ud, 2) != LUA_TTABLE) {
+    ud = lua_absindex(L, ud);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key);
+    lua_pushvalue(L, ud);
+    if (lua_rawget(L, -2) == LUA_TNIL && create) {
         lua_pop(L, 1);
         lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setiuservalue(L, ud, 2);
+        lua_pushvalue(L, ud);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
     }
+    lua_remove(L, -2);
+    return lua_type(L, -1) == LUA_TTABLE;
+}
+
+void gl_sched_set_pending_timeout(lua_State *L, gl_thread *t)
+{
+    int to = lua_gettop(L);
+    gl_push_thread(L, t);
+    push_extras(L, -1, 1);
+    lua_pushvalue(L, to);
+    lua_setfield(L, -2, "timeout");
+    lua_settop(L, to - 1);
+    t->pending_to = 1;
+}
+
+void *gl_sched_take_pending_timeout(lua_State *L, gl_thread *t, void *only)
+{
+    if (!t->pending_to)
+        return NULL;
+    int top = lua_gettop(L);
+    void *to = NULL;
+    gl_push_thread(L, t);
+    if (push_extras(L, -1, 0)) {
+        lua_getfield(L, -1, "timeout");
+        to = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        if (only && to != only)
+            to = NULL;
+        else {
+            lua_pushnil(L);
+            lua_setfield(L, -2, "timeout");
+            t->pending_to = 0;
+        }
+    }
+    lua_settop(L, top);
+    return to;
 }
 
 void gl_sched_check_pending(lua_State *L, gl_thread *t)
@@ -145,17 +191,18 @@ void gl_sched_check_pending(lua_State *L, gl_thread *t)
     if (t->pending_err) {
         t->pending_err = 0;
         gl_push_thread(L, t);
-        lua_getiuservalue(L, -1, 2); /* the extras table */
+        push_extras(L, -1, 1);
         lua_getfield(L, -1, "kill");
         lua_pushnil(L);
         lua_setfield(L, -3, "kill");
         lua_error(L);
     }
-    if (t->pending_timeout) {
-        void *to = t->pending_timeout;
-        t->pending_timeout = NULL;
-        gl_timeout_push_error(L, to);
-        lua_error(L);
+    if (t->pending_to) {
+        void *to = gl_sched_take_pending_timeout(L, t, NULL);
+        if (to) {
+            gl_timeout_push_error(L, to);
+            lua_error(L);
+        }
     }
 }
 
@@ -317,14 +364,13 @@ void gl_sched_throw(lua_State *L, gl_thread *t)
             lua_xmove(L, t->co, 1);
             t->state = GL_T_DEAD;
             t->failed = 1;
-            t->nres = 1;
             gl_sched_finish(L, t);
             return;
         }
         if (t->nwake) { /* keep the value handed over: raise at the next blocking point */
             if (!t->pending_err) {
                 gl_push_thread(L, t);
-                push_extras(L, lua_gettop(L));
+                push_extras(L, -1, 1);
                 lua_rotate(L, -3, -1); /* stack: ud, extras, err */
                 lua_setfield(L, -2, "kill");
                 t->pending_err = 1;
@@ -412,9 +458,11 @@ void gl_sched_resume(gl_thread *t)
         if (cst != LUA_OK && !quiet && !same)
             gl_hub_report(h, t);
         lua_settop(co, 1);
-        nres = 1;
+    } else if (lua_gettop(co) > nres) { /* keep exactly the results: see th_results */
+        int extra = lua_gettop(co) - nres;
+        lua_rotate(co, 1, -extra);
+        lua_settop(co, nres);
     }
-    t->nres = nres;
     gl_sched_finish(h->L, t);
     if (h->quiesce && gl_hub_idle(h))
         h->quiesce(h);
@@ -424,7 +472,7 @@ static void run_links(lua_State *L, gl_thread *t)
 {
     int top = lua_gettop(L);
     gl_push_thread(L, t);
-    if (lua_getiuservalue(L, -1, 2) == LUA_TTABLE) {
+    if (push_extras(L, -1, 0)) {
         lua_Integer n = luaL_len(L, -1);
         for (lua_Integer i = 1; i <= n; i++) {
             if (lua_rawgeti(L, top + 2, i) != LUA_TTABLE) {
@@ -452,14 +500,20 @@ void gl_sched_finish(lua_State *L, gl_thread *t)
 {
     if (!t->finished) {
         t->finished = 1;
-        if (t->pending_timeout) { /* it ended before the Timeout could raise */
-            gl_timeout_push_error(L, t->pending_timeout);
+        void *to = gl_sched_take_pending_timeout(L, t, NULL);
+        if (to) { /* it ended before the Timeout could raise */
+            gl_timeout_push_error(L, to);
             lua_pop(L, 1);
-            t->pending_timeout = NULL;
         }
-        gl_thread *j;
-        while (t->joiners && (j = gl_waitq_pop(t->joiners)) != NULL)
-            gl_sched_wake(L, j, GL_WAKE_OK, 0);
+        int top = lua_gettop(L);
+        gl_push_thread(L, t);
+        if (push_extras(L, -1, 0) && lua_getfield(L, -1, "joiners") == LUA_TUSERDATA) {
+            gl_waitq *q = lua_touserdata(L, -1);
+            gl_thread *j;
+            while ((j = gl_waitq_pop(q)) != NULL)
+                gl_sched_wake(L, j, GL_WAKE_OK, 0);
+        }
+        lua_settop(L, top);
         run_links(L, t);
     }
     if (!t->queued)
@@ -470,7 +524,7 @@ gl_thread *gl_spawn(lua_State *L, int n)
 {
     gl_hub *h = gl_hub_get(L);
     luaL_checktype(L, -(n + 1), LUA_TFUNCTION);
-    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 2); /* co, extras */
+    gl_thread *t = lua_newuserdatauv(L, sizeof *t, 1); /* the coroutine */
     memset(t, 0, sizeof *t);
     luaL_setmetatable(L, GL_THREAD_MT);
     t->hub = h;
@@ -564,7 +618,7 @@ static int th_results(lua_State *L, gl_thread *t)
         lua_xmove(co, L, 1);
         return lua_error(L);
     }
-    int n = t->nres;
+    int n = lua_gettop(co); /* a dead thread's stack holds its results only */
     luaL_checkstack(L, n, "too many results");
     int base = lua_gettop(co) - n;
     for (int i = 1; i <= n; i++) {
@@ -582,6 +636,8 @@ static int th_wait_k(lua_State *L, int status, lua_KContext ctx)
     return th_results(L, check_thread(L, 1));
 }
 
+static int wq_new(lua_State *L);
+
 static int th_wait(lua_State *L)
 {
     gl_thread *t = check_thread(L, 1);
@@ -591,9 +647,15 @@ static int th_wait(lua_State *L)
         if (me == t)
             return luaL_error(L, "GreenThread:wait: a green thread cannot wait for itself");
         gl_sched_check_pending(L, me);
-        if (!t->joiners && !(t->joiners = calloc(1, sizeof *t->joiners)))
-            return luaL_error(L, "GreenThread:wait: out of memory");
-        gl_waitq_push(t->joiners, me);
+        push_extras(L, 1, 1);
+        if (lua_getfield(L, -1, "joiners") != LUA_TUSERDATA) {
+            lua_pop(L, 1);
+            wq_new(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, -3, "joiners");
+        }
+        gl_waitq_push(lua_touserdata(L, -1), me);
+        lua_settop(L, 1); /* the queue stays reachable through the extras table */
         me->wait_data = "GreenThread:wait";
         return gl_sched_park(L, me, th_wait_k, 0);
     }
@@ -627,7 +689,7 @@ static int th_link(lua_State *L)
         lua_call(L, n - 1, 0);
         return 0;
     }
-    push_extras(L, 1);
+    push_extras(L, 1, 1);
     lua_createtable(L, n - 1, 0);
     for (int i = 2; i <= n; i++) {
         lua_pushvalue(L, i);
@@ -640,7 +702,7 @@ static int th_link(lua_State *L)
 static int th_unlink(lua_State *L)
 {
     check_thread(L, 1);
-    if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE)
+    if (!push_extras(L, 1, 0))
         return 0;
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -714,8 +776,6 @@ static int th_gc(lua_State *L)
         event_free(t->ev);
         t->ev = NULL;
     }
-    free(t->joiners);
-    t->joiners = NULL;
     return 0;
 }
 
@@ -894,6 +954,16 @@ int gl_open_sched(lua_State *L)
                                      {"kill", l_kill},
                                      {"waitq", wq_new},
                                      {NULL, NULL}};
+
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key) == LUA_TNIL) {
+        lua_newtable(L);
+        lua_newtable(L);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &extras_key);
+    }
+    lua_pop(L, 1);
 
     luaL_newmetatable(L, GL_THREAD_MT);
     luaL_setfuncs(L, meta, 0);

@@ -22,17 +22,17 @@ struct gl_thread {
     struct event *ev; /* the thread's own timer / fd wait, made on first use */
     gl_waitq *wq;     /* the queue it is parked on, if any */
     gl_thread *wq_next, *wq_prev;
-    gl_waitq *joiners;            /* threads in :wait(), made on first use */
     void (*unwait)(gl_thread *t); /* cancels a wait armed elsewhere (a socket's event) */
     void *wait_data;              /* for unwait; a waitq park keeps the call's name here */
-    void *pending_timeout;        /* a gl.Timeout that fired while the thread was READY */
     lua_Integer id;
     int slot; /* anchor slot while alive */
-    int nres; /* results (or the error) left on co's stack when dead */
-    unsigned char state, wake_kind, nwake, started, hub_yield, failed, queued, ev_armed;
-    unsigned char is_main, no_report, finished, counted;
-    unsigned char pending_err; /* a kill deferred to the next blocking point: uservalue 3 */
-    unsigned char timer_ok;    /* the armed event is a plain delay: expiry is success */
+    /* bit fields: a parked thread's memory is what 100,000 idle waiters cost. Rarely used
+     * state (links, joiners, a deferred kill or Timeout) lives in sched.c's extras table. */
+    unsigned state : 2, wake_kind : 2, nwake : 1, started : 1, hub_yield : 1, failed : 1;
+    unsigned queued : 1, ev_armed : 1, is_main : 1, no_report : 1, finished : 1, counted : 1;
+    unsigned pending_err : 1; /* a kill deferred to the next blocking point ("kill") */
+    unsigned pending_to : 1;  /* a Timeout fired while READY ("timeout") */
+    unsigned timer_ok : 1;    /* the armed event is a plain delay: expiry is success */
 };
 
 #define GL_THREAD_MT "gl.GreenThread"
@@ -87,6 +87,11 @@ int gl_sched_wake_check(lua_State *L, gl_thread *t);
 int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
 /* timer.c: [-0, +1] pushes the error of a fired Timeout and releases its anchor. */
 void gl_timeout_push_error(lua_State *L, void *timeout);
+/* [-1, +0] Records the Timeout on top of L as fired while t was READY: raised at t's next
+ * blocking point. */
+void gl_sched_set_pending_timeout(lua_State *L, gl_thread *t);
+/* Takes t's pending Timeout (only if it is `only`, unless only is NULL); NULL if none. */
+void *gl_sched_take_pending_timeout(lua_State *L, gl_thread *t, void *only);
 /* timer.c: [-0, +1] pushes a Timeout object that has already expired (for trampoline). */
 void gl_push_expired_timeout(lua_State *L, double sec);
 /* Finishes a dead thread's bookkeeping: wakes joiners, runs links, unanchors. */

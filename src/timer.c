@@ -112,7 +112,8 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     t->hub->n_waits--;
     if (t->state == GL_T_READY && t->started && t->nwake) {
         /* it was woken with a value (a queue item): keep it, raise at the next block */
-        t->pending_timeout = to;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, to->ref);
+        gl_sched_set_pending_timeout(L, t);
     } else if (t->state == GL_T_PARKED || (t->state == GL_T_READY && t->started)) {
         push_error(L, to); /* raised where the thread waits (a READY one: in sleep(0)) */
         release(L, to);
@@ -135,8 +136,8 @@ static int timeout_cancel(lua_State *L)
         to->pending = 0;
         to->t->hub->n_waits--;
     }
-    if (to->t && to->t->pending_timeout == to)
-        to->t->pending_timeout = NULL;
+    if (to->t)
+        gl_sched_take_pending_timeout(L, to->t, to);
     release(L, to);
     return 0;
 }
