@@ -4,24 +4,7 @@ local helper = require "helper"
 local proc = require "proc"
 local green = helper.green
 
--- Stops a child started with proc.start and returns its output. Unlike proc.stop it does
--- not poll for the PID to go away: an exited child may linger as a zombie for a while.
-local function stop_proc(h)
-    os.execute(("kill -TERM -%d 2>/dev/null"):format(h.pid))
-    local out = proc.output(h)
-    os.remove(h.log)
-    return out
-end
-
--- Runs a shell command in the background to its end (bounded) without blocking the hub;
--- returns its output. The end is seen by a marker line, not by polling the PID.
-local function run_bg(cmd, opts, within)
-    local h = proc.start("sh -c " .. proc.quote(cmd .. "; echo __EXIT=$?"), opts)
-    local ok, err = pcall(proc.wait_for, h, "__EXIT=%d+", within or 10)
-    local out = stop_proc(h)
-    assert(ok, err)
-    return out
-end
+local stop_proc, run_bg = proc.finish, proc.run_bg
 
 local GL = proc.GL
 local dir

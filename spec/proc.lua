@@ -68,6 +68,25 @@ function M.stop(h)
     return out
 end
 
+-- Stops a child started with M.start and returns its output. Unlike M.stop it does not
+-- poll for the PID to go away: an exited child may linger as a zombie for a while.
+function M.finish(h)
+    os.execute(("kill -TERM -%d 2>/dev/null"):format(h.pid))
+    local out = read_file(h.log)
+    os.remove(h.log)
+    return out
+end
+
+-- Runs a shell command in the background to its end (bounded) without blocking the hub;
+-- returns its output. The end is seen by a marker line, not by polling the PID.
+function M.run_bg(cmd, opts, within)
+    local h = M.start("sh -c " .. shell_quote(cmd .. "; echo __EXIT=$?"), opts)
+    local ok, err = pcall(M.wait_for, h, "__EXIT=%d+", within or 10)
+    local out = M.finish(h)
+    assert(ok, err)
+    return out
+end
+
 -- Runs a command to completion (bounded by `timeout` seconds); returns ok, output.
 function M.run(cmd, timeout)
     local p = io.popen(("timeout %d sh -c %s 2>&1"):format(timeout or 20, shell_quote(cmd)))
