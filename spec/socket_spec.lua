@@ -293,6 +293,45 @@ describe("gl sockets", function()
         c:close(); s:close()
     end))
 
+    it("leaks no fd after resets, refusals, timeouts and abandoned sockets", green(function()
+        local function nfds()
+            local n = 0
+            for _ in io.popen("ls /proc/" .. require("gl.core").getpid() .. "/fd"):lines() do
+                n = n + 1
+            end
+            return n
+        end
+        local before = nfds()
+        local srv, port = listener()
+        local server = gl.spawn(gl.serve, srv, function(conn)
+            conn:settimeout(0.05)
+            while conn:recv(100) do end
+        end)
+        for i = 1, 200 do
+            local c = assert(gl.connect("127.0.0.1", port))
+            if i % 3 == 0 then
+                c:setoption("linger", 0) -- close with a reset
+            elseif i % 3 == 1 then
+                c:sendall("partial")
+            end
+            c:close()
+        end
+        local idle = assert(gl.connect("127.0.0.1", port)) -- the server times it out
+        assert.equal("", idle:read("a"))
+        idle:close()
+        srv:close()
+        gl.kill(server)
+        for _ = 1, 20 do
+            local refused = gl.connect("127.0.0.1", port)
+            assert.is_nil(refused)
+        end
+        do local abandoned = gl.socket.tcp() end -- closed by __gc
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(helper.wait_until(function() return nfds() <= before end, 3, 0.01),
+            ("fds before %d, after %d"):format(before, nfds()))
+    end, 20))
+
     describe("gl.serve", function()
         it("runs a handler per connection and closes the connection after it", green(function()
             local srv, port = listener()
