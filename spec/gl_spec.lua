@@ -108,6 +108,15 @@ describe("gl", function()
     end)
 
     describe("sleep", function()
+        it("never returns early by the monotonic clock", green(function()
+            for _ = 1, 25 do
+                local t0 = gl.clock()
+                gl.sleep(0.007)
+                local took = gl.clock() - t0
+                assert.is_true(took >= 0.007, ("slept %.6f s of 0.007"):format(took))
+            end
+        end))
+
         it("wakes threads in the order of their deadlines", green(function()
             local order = {}
             local gts = {}

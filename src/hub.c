@@ -26,7 +26,9 @@ static struct event_base *make_base(void)
     if (!cfg)
         return NULL;
     /* one thread per hub: no locks; changelist folds a del+add within one pass */
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    /* a precise clock: the coarse one (jiffies) lets timers fire up to 4 ms early */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST |
+                                   EVENT_BASE_FLAG_PRECISE_TIMER);
     const char *want = requested_backend ? requested_backend : getenv("GL_HUB");
     if (want && *want) {
         static const char *const all[] = {"epoll", "poll", "select", "kqueue", "devpoll"};

@@ -287,8 +287,14 @@ int main(int argc, char **argv)
         usage();
         return 1;
     }
-    if (o.workers)
-        return supervise(o.workers, without_workers(argc, argv));
+    if (o.workers) {
+        char **child_argv = without_workers(argc, argv);
+        if (!child_argv)
+            return 1;
+        int status = supervise(o.workers, child_argv);
+        free(child_argv);
+        return status;
+    }
     if (o.hub)
         gl_hub_use(o.hub);
     signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an I/O error, not death */
