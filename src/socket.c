@@ -1,25 +1,20 @@
-/* Green sockets: TCP, UDP and Unix stream sockets as gl.socket userdata. Every call
- * tries the system call first and only on EAGAIN parks the thread on the socket's own
- * read or write event (made once, reused). Name lookup and policy live in socket.lua. */
+/* Green sockets: the gl.socket userdata, its waits and its byte paths (recv, read,
+ * send, sendall, close). Every call tries the system call first and only on EAGAIN parks
+ * the thread on the socket's own read or write event (made once, reused). Making,
+ * connecting and configuring sockets is sockctl.c; name lookup and policy socket.lua. */
 #include "socket.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define RBUF_MIN 4096
-#define SCRATCH_SIZE 65536
 
-/* recv(n) lands here before it becomes a Lua string: no allocation per message */
-static _Thread_local char scratch[SCRATCH_SIZE];
+_Thread_local char gl_sock_scratch[GL_SOCK_SCRATCH];
 
 /* ---- the plain transport ---- */
 
@@ -150,14 +145,14 @@ int gl_sock_fail(lua_State *L, gl_sock *s, int e)
     return 3;
 }
 
-static int fail_closed(lua_State *L)
+int gl_sock_fail_closed(lua_State *L)
 {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     return 2;
 }
 
-static int fail_timeout(lua_State *L)
+int gl_sock_fail_timeout(lua_State *L)
 {
     lua_pushnil(L);
     lua_pushliteral(L, "timeout");
@@ -271,8 +266,8 @@ static void quiesce(gl_hub *h)
     }
 }
 
-static int sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunction k,
-                          lua_KContext ctx)
+int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunction k,
+                      lua_KContext ctx)
 {
     gl_thread *t = gl_check_blocking(L, writing ? "socket write" : "socket read");
     gl_thread **slot = writing ? &s->writer : &s->reader;
@@ -327,11 +322,8 @@ static int sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_K
 
 int gl_sock_wait(lua_State *L, gl_sock *s, int want, lua_KFunction k, lua_KContext ctx)
 {
-    return sock_wait_role(L, s, want == GL_IO_WAIT_WRITE, want, k, ctx);
+    return gl_sock_wait_role(L, s, want == GL_IO_WAIT_WRITE, want, k, ctx);
 }
-
-#define WAIT_READER(L, s, want, k, ctx) sock_wait_role(L, s, 0, want, k, ctx)
-#define WAIT_WRITER(L, s, want, k, ctx) sock_wait_role(L, s, 1, want, k, ctx)
 
 int gl_sock_resumed(lua_State *L, gl_sock *s)
 {
@@ -342,15 +334,15 @@ int gl_sock_resumed(lua_State *L, gl_sock *s)
 }
 
 /* After a wait: 1 to retry; otherwise pushes nil, "closed"/"timeout" and returns -n. */
-static int after_wait(lua_State *L, gl_sock *s, int status)
+int gl_sock_after_wait(lua_State *L, gl_sock *s, int status)
 {
     if (status != LUA_YIELD)
         return 1;
     int r = gl_sock_resumed(L, s);
     if (r < 0)
-        return -fail_closed(L);
+        return -gl_sock_fail_closed(L);
     if (r == 0)
-        return -fail_timeout(L);
+        return -gl_sock_fail_timeout(L);
     return 1;
 }
 
@@ -413,210 +405,18 @@ static int sock_close(lua_State *L)
     return 0;
 }
 
-/* ---- addresses ---- */
-
-static int family_of(lua_State *L, int idx)
-{
-    static const char *const names[] = {"inet", "inet6", "unix", NULL};
-    static const int values[] = {AF_INET, AF_INET6, AF_UNIX};
-    return values[luaL_checkoption(L, idx, "inet", names)];
-}
-
-/* Fills ss from a numeric host (or a path for AF_UNIX); 0, or -1 with a message pushed. */
-static int to_sockaddr(lua_State *L, int family, const char *host, int port,
-                       struct sockaddr_storage *ss, socklen_t *len)
-{
-    memset(ss, 0, sizeof *ss);
-    if (family == AF_UNIX) {
-        struct sockaddr_un *su = (struct sockaddr_un *)ss;
-        size_t n = strlen(host);
-        if (n >= sizeof su->sun_path) {
-            lua_pushfstring(L, "unix socket path too long: %s", host);
-            return -1;
-        }
-        su->sun_family = AF_UNIX;
-        memcpy(su->sun_path, host, n + 1);
-        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-        return 0;
-    }
-    if (family == AF_INET) {
-        struct sockaddr_in *si = (struct sockaddr_in *)ss;
-        si->sin_family = AF_INET;
-        si->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &si->sin_addr) != 1) {
-            lua_pushfstring(L, "not a numeric IPv4 address: %s", host);
-            return -1;
-        }
-        *len = sizeof *si;
-        return 0;
-    }
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
-        lua_pushfstring(L, "not a numeric IPv6 address: %s", host);
-        return -1;
-    }
-    *len = sizeof *s6;
-    return 0;
-}
-
-/* [-0, +2] host, port (or path, nil for a Unix socket) */
-static int push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len)
-{
-    char buf[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *si = (const struct sockaddr_in *)sa;
-        lua_pushstring(L, inet_ntop(AF_INET, &si->sin_addr, buf, sizeof buf));
-        lua_pushinteger(L, ntohs(si->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        lua_pushstring(L, inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof buf));
-        lua_pushinteger(L, ntohs(s6->sin6_port));
-    } else if (sa->sa_family == AF_UNIX) {
-        const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? strnlen(su->sun_path, len - offsetof(struct sockaddr_un, sun_path))
-                       : 0;
-        lua_pushlstring(L, su->sun_path, n);
-        lua_pushnil(L);
-    } else {
-        lua_pushnil(L);
-        lua_pushnil(L);
-    }
-    return 2;
-}
-
-/* ---- creating, binding, listening ---- */
-
-/* core.socket(family, "stream"|"dgram") -> socket */
-static int l_socket(lua_State *L)
-{
-    int family = family_of(L, 1);
-    static const char *const types[] = {"stream", "dgram", NULL};
-    int type = luaL_checkoption(L, 2, "stream", types) == 0 ? SOCK_STREAM : SOCK_DGRAM;
-    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return gl_sock_fail(L, NULL, errno);
-    gl_sock_push(L, fd, family, type, GL_SOCK_MT);
-    return 1;
-}
-
-static int sock_bind(lua_State *L)
-{
-    gl_sock *s = gl_sock_check_open(L, 1);
-    const char *host = luaL_checkstring(L, 2);
-    int port = (int)luaL_optinteger(L, 3, 0);
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (to_sockaddr(L, s->family, host, port, &ss, &len) != 0)
-        return lua_error(L);
-    if (bind(s->fd, (struct sockaddr *)&ss, len) != 0)
-        return gl_sock_fail(L, s, errno);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int sock_listen(lua_State *L)
-{
-    gl_sock *s = gl_sock_check_open(L, 1);
-    int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
-    if (listen(s->fd, backlog) != 0)
-        return gl_sock_fail(L, s, errno);
-    s->listening = 1;
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int sock_accept_k(lua_State *L, int status, lua_KContext ctx)
-{
-    gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
-    if (r < 0)
-        return -r;
-    for (;;) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(s->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            gl_sock_push(L, fd, s->family, s->type, GL_SOCK_MT);
-            if (s->family == AF_UNIX) {
-                push_sockaddr(L, (struct sockaddr *)&ss, len);
-                lua_pop(L, 1);
-                return 2;
-            }
-            push_sockaddr(L, (struct sockaddr *)&ss, len);
-            return 3;
-        }
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return WAIT_READER(L, s, GL_IO_WAIT_READ, sock_accept_k, ctx);
-        return gl_sock_fail(L, s, errno);
-    }
-}
-
-static int sock_accept(lua_State *L)
-{
-    gl_sock *s = gl_sock_check_open(L, 1);
-    if (!s->listening)
-        return luaL_error(L, "socket:accept: the socket is not listening");
-    lua_settop(L, 1);
-    return sock_accept_k(L, LUA_OK, 0);
-}
-
-/* socket:_connect(numeric_host_or_path, port) -> true | nil, err */
-static int sock_connect_k(lua_State *L, int status, lua_KContext ctx)
-{
-    gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
-    if (r < 0)
-        return -r;
-    if (ctx) { /* the connect was in progress: how did it end? */
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = errno;
-        if (err)
-            return gl_sock_fail(L, s, err);
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), (int)luaL_optinteger(L, 3, 0), &ss,
-                    &len) != 0)
-        return lua_error(L);
-    if (connect(s->fd, (struct sockaddr *)&ss, len) == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (errno == EINPROGRESS || errno == EINTR)
-        return WAIT_WRITER(L, s, GL_IO_WAIT_WRITE, sock_connect_k, 1);
-    if (errno == EAGAIN && s->family == AF_UNIX) /* a full backlog: wait like TCP */
-        return WAIT_WRITER(L, s, GL_IO_WAIT_WRITE, sock_connect_k, 0);
-    return gl_sock_fail(L, s, errno);
-}
-
-static int sock_connect(lua_State *L)
-{
-    gl_sock_check_open(L, 1);
-    lua_settop(L, 3);
-    return sock_connect_k(L, LUA_OK, 0);
-}
-
 /* ---- receiving ---- */
 
 static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
+    int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
-    lua_Integer want = luaL_optinteger(L, 2, SCRATCH_SIZE);
+    lua_Integer want = luaL_optinteger(L, 2, GL_SOCK_SCRATCH);
     if (want <= 0)
         return luaL_argerror(L, 2, "positive byte count expected");
-    size_t n = (size_t)want < SCRATCH_SIZE ? (size_t)want : SCRATCH_SIZE;
+    size_t n = (size_t)want < GL_SOCK_SCRATCH ? (size_t)want : GL_SOCK_SCRATCH;
     if (s->rlen) { /* bytes read ahead by read() come first */
         if (n > s->rlen)
             n = s->rlen;
@@ -626,14 +426,14 @@ static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
         return 1;
     }
     if (s->eof)
-        return fail_closed(L);
-    ssize_t got = s->io->recv(s, scratch, n);
+        return gl_sock_fail_closed(L);
+    ssize_t got = s->io->recv(s, gl_sock_scratch, n);
     if (got > 0) {
-        lua_pushlstring(L, scratch, (size_t)got);
+        lua_pushlstring(L, gl_sock_scratch, (size_t)got);
         return 1;
     }
     if (got == 0)
-        return fail_closed(L);
+        return gl_sock_fail_closed(L);
     if (got == GL_IO_WAIT_READ || got == GL_IO_WAIT_WRITE)
         return WAIT_READER(L, s, (int)got, sock_recv_k, ctx);
     return gl_sock_fail(L, s, 0);
@@ -751,7 +551,7 @@ static int read_one(lua_State *L, gl_sock *s, int arg)
 static int sock_read_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
+    int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
     int first = 2, i = (int)ctx;
@@ -787,7 +587,7 @@ static int sock_read(lua_State *L)
 static int sock_sendall_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
+    int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
     size_t len;
@@ -817,7 +617,7 @@ static int sock_sendall(lua_State *L)
 static int sock_send_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
+    int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
     size_t len;
@@ -844,77 +644,6 @@ static int sock_send(lua_State *L)
     return sock_send_k(L, LUA_OK, 0);
 }
 
-/* ---- datagrams ---- */
-
-static int sock_recvfrom_k(lua_State *L, int status, lua_KContext ctx)
-{
-    gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
-    if (r < 0)
-        return -r;
-    lua_Integer want = luaL_optinteger(L, 2, SCRATCH_SIZE);
-    size_t n = want > 0 && (size_t)want < SCRATCH_SIZE ? (size_t)want : SCRATCH_SIZE;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    for (;;) {
-        ssize_t got = recvfrom(s->fd, scratch, n, 0, (struct sockaddr *)&ss, &len);
-        if (got >= 0) {
-            lua_pushlstring(L, scratch, (size_t)got);
-            push_sockaddr(L, (struct sockaddr *)&ss, len);
-            return 3;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return WAIT_READER(L, s, GL_IO_WAIT_READ, sock_recvfrom_k, ctx);
-        return gl_sock_fail(L, s, errno);
-    }
-}
-
-static int sock_recvfrom(lua_State *L)
-{
-    gl_sock_check_open(L, 1);
-    lua_settop(L, 2);
-    return sock_recvfrom_k(L, LUA_OK, 0);
-}
-
-/* socket:_sendto(data, numeric_host, port) */
-static int sock_sendto_k(lua_State *L, int status, lua_KContext ctx)
-{
-    gl_sock *s = gl_sock_check(L, 1);
-    int r = after_wait(L, s, status);
-    if (r < 0)
-        return -r;
-    size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
-    struct sockaddr_storage ss;
-    socklen_t slen;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &ss,
-                    &slen) != 0)
-        return lua_error(L);
-    for (;;) {
-        ssize_t n = sendto(s->fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&ss, slen);
-        if (n >= 0) {
-            lua_pushinteger(L, n);
-            return 1;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return WAIT_WRITER(L, s, GL_IO_WAIT_WRITE, sock_sendto_k, ctx);
-        return gl_sock_fail(L, s, errno);
-    }
-}
-
-static int sock_sendto(lua_State *L)
-{
-    gl_sock_check_open(L, 1);
-    lua_settop(L, 4);
-    return sock_sendto_k(L, LUA_OK, 0);
-}
-
-/* ---- options and queries ---- */
-
 static int sock_settimeout(lua_State *L)
 {
     gl_sock *s = gl_sock_check(L, 1);
@@ -938,123 +667,17 @@ static int sock_gettimeout(lua_State *L)
     return 1;
 }
 
-static int sock_setoption(lua_State *L)
-{
-    gl_sock *s = gl_sock_check_open(L, 1);
-    static const char *const names[] = {"nodelay", "keepalive", "reuseaddr", "reuseport",
-                                        "rcvbuf",  "sndbuf",    "linger",    NULL};
-    int opt = luaL_checkoption(L, 2, NULL, names);
-    int rc;
-    if (opt == 6) {
-        struct linger lg = {0, 0};
-        if (lua_toboolean(L, 3)) {
-            lg.l_onoff = 1;
-            lg.l_linger = lua_isinteger(L, 3) ? (int)lua_tointeger(L, 3) : 0;
-        }
-        rc = setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    } else {
-        int v = (opt == 4 || opt == 5) ? (int)luaL_checkinteger(L, 3) : lua_toboolean(L, 3);
-        static const int levels[] = {IPPROTO_TCP, SOL_SOCKET, SOL_SOCKET,
-                                     SOL_SOCKET,  SOL_SOCKET, SOL_SOCKET};
-        static const int optnames[] = {TCP_NODELAY,  SO_KEEPALIVE, SO_REUSEADDR,
-                                       SO_REUSEPORT, SO_RCVBUF,    SO_SNDBUF};
-        rc = setsockopt(s->fd, levels[opt], optnames[opt], &v, sizeof v);
-    }
-    if (rc != 0)
-        return gl_sock_fail(L, s, errno);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int sock_shutdown(lua_State *L)
-{
-    gl_sock *s = gl_sock_check_open(L, 1);
-    static const char *const hows[] = {"r", "w", "rw", NULL};
-    static const int values[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
-    int how = values[luaL_checkoption(L, 2, "rw", hows)];
-    if (shutdown(s->fd, how) != 0)
-        return gl_sock_fail(L, s, errno);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int sock_name(lua_State *L, int peer)
-{
-    gl_sock *s = gl_sock_check_open(L, 1);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    int rc = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
-                  : getsockname(s->fd, (struct sockaddr *)&ss, &len);
-    if (rc != 0)
-        return gl_sock_fail(L, s, errno);
-    return push_sockaddr(L, (struct sockaddr *)&ss, len);
-}
-
-static int sock_getpeername(lua_State *L)
-{
-    return sock_name(L, 1);
-}
-
-static int sock_getsockname(lua_State *L)
-{
-    return sock_name(L, 0);
-}
-
-static int sock_fileno(lua_State *L)
-{
-    lua_pushinteger(L, gl_sock_check(L, 1)->fd);
-    return 1;
-}
-
-static int sock_family(lua_State *L)
-{
-    gl_sock *s = gl_sock_check(L, 1);
-    lua_pushstring(L, s->family == AF_INET ? "inet" : s->family == AF_INET6 ? "inet6" : "unix");
-    lua_pushstring(L, s->type == SOCK_STREAM ? "stream" : "dgram");
-    return 2;
-}
-
-static int sock_closed(lua_State *L)
-{
-    lua_pushboolean(L, gl_sock_check(L, 1)->fd < 0);
-    return 1;
-}
-
-static int sock_tostring(lua_State *L)
-{
-    gl_sock *s = gl_sock_check(L, 1);
-    if (s->fd < 0)
-        lua_pushliteral(L, "gl.socket (closed)");
-    else
-        lua_pushfstring(L, "gl.socket (fd %d)", s->fd);
-    return 1;
-}
-
 void gl_sock_setup_metatable(lua_State *L, const char *mt)
 {
-    static const luaL_Reg methods[] = {{"bind", sock_bind},
-                                       {"listen", sock_listen},
-                                       {"accept", sock_accept},
-                                       {"_connect", sock_connect},
-                                       {"recv", sock_recv},
+    static const luaL_Reg methods[] = {{"recv", sock_recv},
                                        {"read", sock_read},
                                        {"send", sock_send},
                                        {"sendall", sock_sendall},
-                                       {"recvfrom", sock_recvfrom},
-                                       {"_sendto", sock_sendto},
                                        {"settimeout", sock_settimeout},
                                        {"gettimeout", sock_gettimeout},
-                                       {"setoption", sock_setoption},
-                                       {"shutdown", sock_shutdown},
-                                       {"getpeername", sock_getpeername},
-                                       {"getsockname", sock_getsockname},
-                                       {"fileno", sock_fileno},
-                                       {"family", sock_family},
-                                       {"closed", sock_closed},
                                        {"close", sock_close},
                                        {NULL, NULL}};
-    static const luaL_Reg meta[] = {
-        {"__gc", sock_close}, {"__close", sock_close}, {"__tostring", sock_tostring}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", sock_close}, {"__close", sock_close}, {NULL, NULL}};
     luaL_newmetatable(L, mt);
     luaL_setfuncs(L, meta, 0);
     if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {
@@ -1064,13 +687,14 @@ void gl_sock_setup_metatable(lua_State *L, const char *mt)
         lua_setfield(L, -3, "__index");
     }
     luaL_setfuncs(L, methods, 0);
+    gl_sockctl_setfuncs(L); /* sockctl.c: addresses, connecting, datagrams, options */
     lua_pop(L, 2);
 }
 
 int gl_open_socket(lua_State *L)
 {
     gl_sock_setup_metatable(L, GL_SOCK_MT);
-    lua_pushcfunction(L, l_socket);
+    lua_pushcfunction(L, gl_sockctl_new);
     lua_setfield(L, -2, "socket");
     luaL_getmetatable(L, GL_SOCK_MT);
     lua_getfield(L, -1, "__index");

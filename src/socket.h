@@ -71,6 +71,28 @@ void gl_sock_close(lua_State *L, gl_sock *s);
 /* Detaches the fd from s without closing it (for wrap_ssl); returns it. */
 int gl_sock_detach(lua_State *L, gl_sock *s);
 
+/* recv(n) lands here before it becomes a Lua string: no allocation per message */
+#define GL_SOCK_SCRATCH 65536
+extern _Thread_local char gl_sock_scratch[GL_SOCK_SCRATCH];
+
+/* Parks the running thread as s's reader (writing = 0) or writer until s is ready for
+ * `want`; a reader that must wait for writability (TLS) uses the thread's own event. */
+int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunction k,
+                      lua_KContext ctx);
+#define WAIT_READER(L, s, want, k, ctx) gl_sock_wait_role(L, s, 0, want, k, ctx)
+#define WAIT_WRITER(L, s, want, k, ctx) gl_sock_wait_role(L, s, 1, want, k, ctx)
+/* In a continuation: 1 to retry the call; otherwise pushes nil, "closed" / nil,
+ * "timeout", errno and returns minus the number of values pushed. */
+int gl_sock_after_wait(lua_State *L, gl_sock *s, int status);
+/* [-0, +2] nil, "closed"  /  [-0, +3] nil, "timeout", ETIMEDOUT */
+int gl_sock_fail_closed(lua_State *L);
+int gl_sock_fail_timeout(lua_State *L);
+
+/* sockctl.c: core.socket(family, type) and the methods that make, connect and configure
+ * sockets, added to the methods table on top (below it: the metatable). */
+int gl_sockctl_new(lua_State *L);
+void gl_sockctl_setfuncs(lua_State *L);
+
 /* The plain transport: recv(2)/send(2). */
 extern const gl_sock_io gl_plain_io;
 
