@@ -366,6 +366,21 @@ describe("gl sockets", function()
             srv:close()
         end))
 
+        it("returns when its listening socket is closed", green(function()
+            local srv, port = listener()
+            local release, started = gl.Event(), false
+            local server = gl.spawn(gl.serve, srv, function()
+                started = true
+                release:wait()
+            end, 1)
+            local c = assert(gl.connect("127.0.0.1", port)) -- takes the only slot
+            assert.is_true(helper.wait_until(function() return started end, 2))
+            srv:close() -- serve waits for a slot, then finds the socket closed
+            release:send()
+            assert.equal(nil, (server:wait()))
+            c:close()
+        end))
+
         it("returns when a handler raises gl.StopServe", green(function()
             local srv, port = listener()
             local server = gl.spawn(gl.serve, srv, function() error(gl.StopServe) end)

@@ -199,6 +199,7 @@ function M.serve(sock, handler, opts)
     local ok, err = pcall(function()
         while true do
             slots:acquire()
+            if sock:closed() then return end -- closed while we waited for a free slot
             local conn, host, port = sock:accept()
             if conn then
                 core.spawn_n(run, conn, host, port)
