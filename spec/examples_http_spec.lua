@@ -15,7 +15,11 @@ describe("HTTP examples", function()
         local url = ("http://127.0.0.1:%d/"):format(port)
         local rc, out, err = U.run(("curl -sv %s %s"):format(url, url))
         local res = assert(gl.http.get(url))
-        gl.sleep(0.2) -- the access log is flushed in batches
+        -- the access log is flushed in batches: wait (bounded) for the three lines
+        helper.wait_until(function()
+            local _, lines = proc.output(h):gsub('"GET / HTTP/1.1" 200 14', "")
+            return lines >= 3
+        end, 3, 0.02)
         local log = proc.stop(h)
         gl.http.close_idle()
         assert.are.equal(0, rc)

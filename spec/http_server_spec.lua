@@ -9,6 +9,7 @@ local function hello(req)
     return 200, { ["Content-Type"] = "text/plain" }, "Hello, World!\n"
 end
 
+local sleeping = 0 -- requests that entered /sleep
 local function echo_app(req)
     if req.path == "/echo" then
         local body = assert(req:body())
@@ -28,6 +29,7 @@ local function echo_app(req)
     elseif req.path == "/error" then
         error("app exploded")
     elseif req.path == "/sleep" then
+        sleeping = sleeping + 1
         gl.sleep(0.2)
         return 200, {}, "slept"
     end
@@ -331,8 +333,9 @@ print(ok, r.status, c.sock is not None)
         idle:sendall("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert.matches("404", idle:recv(4096))
         local result
+        local before = sleeping
         local t = gl.spawn(function() result = U.raw(port, "GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n") end)
-        gl.sleep(0.05)
+        assert.is_true(helper.wait_until(function() return sleeping > before end, 2))
         assert.is_true(srv:stop(2))
         t:wait()
         assert.matches("^HTTP/1.1 200 OK.*Connection: close.*slept$", result)
@@ -342,9 +345,10 @@ print(ok, r.status, c.sock is not None)
     end))
 
     it("cuts requests that outlive the grace period", green(function()
-        local srv, port = U.serve(function() gl.sleep(10) return 200, {}, "late" end)
+        local entered = false
+        local srv, port = U.serve(function() entered = true; gl.sleep(10) return 200, {}, "late" end)
         local t = gl.spawn(U.raw, port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        gl.sleep(0.05)
+        assert.is_true(helper.wait_until(function() return entered end, 2))
         local t0 = gl.clock()
         assert.is_false(srv:stop(0.1))
         assert.is_true(gl.clock() - t0 < 1)
