@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAITQ_MT "gl.waitq"
-
 static char sentinels_key;
 
 void gl_push_sentinel(lua_State *L, const char *name)
@@ -19,47 +17,6 @@ void gl_push_sentinel(lua_State *L, const char *name)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinels_key);
     lua_getfield(L, -1, name);
     lua_remove(L, -2);
-}
-
-/* ---- wait queues ---- */
-
-void gl_waitq_push(gl_waitq *q, gl_thread *t)
-{
-    t->wq = q;
-    t->wq_next = NULL;
-    t->wq_prev = q->tail;
-    if (q->tail)
-        q->tail->wq_next = t;
-    else
-        q->head = t;
-    q->tail = t;
-    q->n++;
-}
-
-void gl_waitq_remove(gl_thread *t)
-{
-    gl_waitq *q = t->wq;
-    if (!q)
-        return;
-    if (t->wq_prev)
-        t->wq_prev->wq_next = t->wq_next;
-    else
-        q->head = t->wq_next;
-    if (t->wq_next)
-        t->wq_next->wq_prev = t->wq_prev;
-    else
-        q->tail = t->wq_prev;
-    q->n--;
-    t->wq = NULL;
-    t->wq_next = t->wq_prev = NULL;
-}
-
-gl_thread *gl_waitq_pop(gl_waitq *q)
-{
-    gl_thread *t = q->head;
-    if (t)
-        gl_waitq_remove(t);
-    return t;
 }
 
 /* ---- anchoring ---- */
@@ -636,8 +593,6 @@ static int th_wait_k(lua_State *L, int status, lua_KContext ctx)
     return th_results(L, check_thread(L, 1));
 }
 
-static int wq_new(lua_State *L);
-
 static int th_wait(lua_State *L)
 {
     gl_thread *t = check_thread(L, 1);
@@ -650,7 +605,7 @@ static int th_wait(lua_State *L)
         push_extras(L, 1, 1);
         if (lua_getfield(L, -1, "joiners") != LUA_TUSERDATA) {
             lua_pop(L, 1);
-            wq_new(L);
+            gl_waitq_new(L);
             lua_pushvalue(L, -1);
             lua_setfield(L, -3, "joiners");
         }
@@ -779,141 +734,6 @@ static int th_gc(lua_State *L)
     return 0;
 }
 
-/* ---- wait queues for the Lua side (Event, Semaphore, Queue) ---- */
-
-static int wq_new(lua_State *L)
-{
-    gl_waitq *q = lua_newuserdatauv(L, sizeof *q, 0);
-    q->head = q->tail = NULL;
-    q->n = 0;
-    luaL_setmetatable(L, WAITQ_MT);
-    return 1;
-}
-
-static int deliver_record(lua_State *L, int rec);
-
-static int wq_park_k(lua_State *L, int status, lua_KContext ctx)
-{
-    (void)status;
-    (void)ctx;
-    gl_thread *t = gl_current(L);
-    switch (t->wake_kind) {
-    case GL_WAKE_OK:
-        if (ctx) /* park_event: the value is an Event's result record */
-            return deliver_record(L, lua_gettop(L));
-        lua_pushboolean(L, 1);
-        lua_insert(L, -2);
-        return 2; /* true, the value handed over */
-    case GL_WAKE_TIMEOUT:
-        lua_pop(L, 1);
-        if (ctx)
-            return 0;
-        lua_pushboolean(L, 0);
-        return 1;
-    default:
-        gl_sched_wake_check(L, t);
-        return 0;
-    }
-}
-
-/* q:park(name [, timeout]) -> true, value | false on timeout */
-static int park(lua_State *L, lua_KContext event_mode)
-{
-    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
-    const char *name = luaL_optstring(L, 2, "wait");
-    double sec = luaL_optnumber(L, 3, -1);
-    gl_thread *t = gl_check_blocking(L, name);
-    gl_sched_check_pending(L, t);
-    gl_waitq_push(q, t);
-    t->wait_data = (void *)name; /* stays on this call's stack while parked */
-    if (sec >= 0 && gl_sched_arm(t, -1, 0, sec) != 0) {
-        gl_waitq_remove(t);
-        return luaL_error(L, "%s: cannot arm the timer", name);
-    }
-    return gl_sched_park(L, t, wq_park_k, event_mode);
-}
-
-static int wq_park(lua_State *L)
-{
-    return park(L, 0);
-}
-
-/* [-0, +n] pushes the values of an Event result record at idx, or raises its error */
-static int deliver_record(lua_State *L, int rec)
-{
-    if (lua_getfield(L, rec, "error") != LUA_TNIL)
-        return lua_error(L);
-    lua_pop(L, 1);
-    lua_getfield(L, rec, "n");
-    int n = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    luaL_checkstack(L, n, "too many values");
-    for (int i = 1; i <= n; i++)
-        lua_rawgeti(L, rec, i);
-    return n;
-}
-
-/* Event:wait([timeout]) in C, so that a blocked waiter keeps no Lua frame: the memory
- * of a parked green thread is what 100,000 idle waiters cost. */
-static int l_event_wait(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 2);
-    if (lua_getfield(L, 1, "_result") != LUA_TNIL)
-        return deliver_record(L, 3);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "_waiters"); /* stack: ev, timeout, waitq */
-    lua_replace(L, 1);
-    lua_pushliteral(L, "Event:wait");
-    lua_insert(L, 2); /* stack: waitq, name, timeout */
-    return park(L, 1);
-}
-
-/* q:park_event(name [, timeout]) -> the values of the Event result record handed over
- * (raising its error), or nothing on timeout. Called in tail position by Event:wait, so
- * a blocked waiter keeps no Lua frame of its own. */
-static int wq_park_event(lua_State *L)
-{
-    return park(L, 1);
-}
-
-/* q:wake_one([v]) -> true when a waiter was woken (and handed v) */
-static int wq_wake_one(lua_State *L)
-{
-    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
-    gl_thread *t = gl_waitq_pop(q);
-    if (!t) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    lua_settop(L, 2);
-    gl_sched_wake(L, t, GL_WAKE_OK, 1);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int wq_wake_all(lua_State *L)
-{
-    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
-    lua_settop(L, 2);
-    int n = 0;
-    gl_thread *t;
-    while ((t = gl_waitq_pop(q)) != NULL) {
-        lua_pushvalue(L, 2);
-        gl_sched_wake(L, t, GL_WAKE_OK, 1);
-        n++;
-    }
-    lua_pushinteger(L, n);
-    return 1;
-}
-
-static int wq_len(lua_State *L)
-{
-    gl_waitq *q = luaL_checkudata(L, 1, WAITQ_MT);
-    lua_pushinteger(L, q->n);
-    return 1;
-}
-
 static int l_sentinel_tostring(lua_State *L)
 {
     lua_getfield(L, 1, "name");
@@ -941,19 +761,9 @@ int gl_open_sched(lua_State *L)
         {"unlink", th_unlink}, {"dead", th_dead}, {"status", th_status}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__index", th_index}, {"__gc", th_gc}, {"__tostring", th_tostring}, {NULL, NULL}};
-    static const luaL_Reg wq_methods[] = {{"park", wq_park},
-                                          {"park_event", wq_park_event},
-                                          {"wake_one", wq_wake_one},
-                                          {"wake_all", wq_wake_all},
-                                          {NULL, NULL}};
-    static const luaL_Reg funcs[] = {{"spawn", l_spawn},
-                                     {"spawn_n", l_spawn_n},
-                                     {"spawn_after", l_spawn_after},
-                                     {"event_wait", l_event_wait},
-                                     {"getcurrent", l_getcurrent},
-                                     {"kill", l_kill},
-                                     {"waitq", wq_new},
-                                     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"spawn", l_spawn},           {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
+        {"getcurrent", l_getcurrent}, {"kill", l_kill},       {NULL, NULL}};
 
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key) == LUA_TNIL) {
         lua_newtable(L);
@@ -971,13 +781,6 @@ int gl_open_sched(lua_State *L)
     lua_setfield(L, -2, "methods");
     lua_pop(L, 1);
 
-    luaL_newmetatable(L, WAITQ_MT);
-    luaL_newlib(L, wq_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, wq_len);
-    lua_setfield(L, -2, "__len");
-    lua_pop(L, 1);
-
     lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinels_key);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -993,5 +796,6 @@ int gl_open_sched(lua_State *L)
     lua_setfield(L, -3, "Interrupt");
     lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
+    gl_open_waitq(L);
     return 0;
 }

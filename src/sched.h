@@ -101,6 +101,11 @@ void gl_sched_finish(lua_State *L, gl_thread *t);
  * next blocking point instead. */
 void gl_sched_throw(lua_State *L, gl_thread *t);
 
+/* waitq.c: [-0, +1] pushes a new wait queue (gl.waitq userdata) and returns 1. */
+int gl_waitq_new(lua_State *L);
+/* waitq.c: adds core.waitq and core.event_wait to the table on top. */
+int gl_open_waitq(lua_State *L);
+
 int gl_open_sched(lua_State *L);
 int gl_open_timer(lua_State *L);
 int gl_open_coroutine(lua_State *L);
