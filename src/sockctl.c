@@ -130,7 +130,7 @@ static int sock_listen(lua_State *L)
 
 static int sock_accept_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
@@ -168,7 +168,7 @@ static int sock_accept(lua_State *L)
 /* socket:_connect(numeric_host_or_path, port) -> true | nil, err */
 static int sock_connect_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
@@ -209,7 +209,7 @@ static int sock_connect(lua_State *L)
 
 static int sock_recvfrom_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
@@ -242,7 +242,7 @@ static int sock_recvfrom(lua_State *L)
 /* socket:_sendto(data, numeric_host, port) */
 static int sock_sendto_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;

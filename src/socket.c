@@ -71,9 +71,8 @@ gl_sock *gl_sock_check(lua_State *L, int idx)
     /* every method call checks its socket: compare a magic number in a userdata of our
      * size instead of looking both metatables up by name */
     gl_sock *s = lua_touserdata(L, idx);
-    if (s && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *s &&
-        s->magic == GL_SOCK_MAGIC)
-        return s;
+    if (s && lua_rawlen(L, idx) == sizeof *s && s->magic == GL_SOCK_MAGIC)
+        return s; /* (a light userdata has no length, so it never passes) */
     s = luaL_testudata(L, idx, GL_SOCK_MT);
     if (!s)
         s = luaL_testudata(L, idx, GL_TLS_MT);
@@ -407,9 +406,10 @@ static int sock_close(lua_State *L)
 
 /* ---- receiving ---- */
 
+/* ctx: the socket, checked by sock_recv (the hottest call: no stack look-up) */
 static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = (gl_sock *)ctx;
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
@@ -441,9 +441,9 @@ static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
 
 static int sock_recv(lua_State *L)
 {
-    gl_sock_check_open(L, 1);
+    gl_sock *s = gl_sock_check_open(L, 1);
     lua_settop(L, 2);
-    return sock_recv_k(L, LUA_OK, 0);
+    return sock_recv_k(L, LUA_OK, (lua_KContext)s);
 }
 
 ssize_t gl_sock_fill(gl_sock *s)
@@ -550,7 +550,7 @@ static int read_one(lua_State *L, gl_sock *s, int arg)
 /* stack: sock, fmt..., results so far; ctx = index of the format being read */
 static int sock_read_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
@@ -586,7 +586,7 @@ static int sock_read(lua_State *L)
 /* socket:sendall(s) -> true | nil, err; ctx = bytes already sent */
 static int sock_sendall_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
@@ -616,7 +616,7 @@ static int sock_sendall(lua_State *L)
 
 static int sock_send_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = gl_sock_check(L, 1);
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
