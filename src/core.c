@@ -50,9 +50,17 @@ static int l_run(lua_State *L)
     return n;
 }
 
+/* [-0, +1] the backend's name: libevent says "epoll (with changelist)", gl says "epoll" */
+static const char *push_backend(lua_State *L, gl_hub *h)
+{
+    const char *m = event_base_get_method(h->base);
+    size_t n = strcspn(m, " ");
+    return lua_pushlstring(L, m, n);
+}
+
 static int l_backend(lua_State *L)
 {
-    lua_pushstring(L, event_base_get_method(gl_hub_get(L)->base));
+    push_backend(L, gl_hub_get(L));
     return 1;
 }
 
@@ -60,12 +68,12 @@ static int l_use(lua_State *L)
 {
     static const char *const names[] = {"epoll", "poll", "select", NULL};
     int i = luaL_checkoption(L, 1, NULL, names);
-    gl_hub *h = gl_hub_get(L);
-    if (strcmp(event_base_get_method(h->base), names[i]) != 0)
+    const char *running = push_backend(L, gl_hub_get(L));
+    if (strcmp(running, names[i]) != 0)
         return luaL_error(L,
                           "gl.hub.use: the hub already runs on %s (choose the backend "
                           "with gl --hub=NAME or GL_HUB before gl starts)",
-                          event_base_get_method(h->base));
+                          running);
     return 0;
 }
 
