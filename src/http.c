@@ -8,10 +8,13 @@
 #include "socket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -904,6 +907,8 @@ static int l_respond(lua_State *L)
 
 /* ---- the access log ---- */
 
+#define LOG_MAX (1u << 20) /* buffered log bytes while stderr does not keep up */
+
 static _Thread_local char *logbuf;
 static _Thread_local size_t logcap, loglen;
 
@@ -1003,18 +1008,38 @@ static int l_log_line(lua_State *L)
     return 1;
 }
 
-static void log_flush(void)
+/* How much stderr takes without blocking: for a pipe, its wholly free pages (a slow
+ * reader of our stderr must never stall the hub; a pipe holds whole pages, so queued bytes
+ * are rounded up); everything for files and terminals. */
+static size_t stderr_room(void)
 {
-    size_t off = 0;
-    while (off < loglen) {
-        ssize_t n = write(2, logbuf + off, loglen - off);
+    int cap = fcntl(2, F_GETPIPE_SZ), queued = 0;
+    if (cap <= 0 || ioctl(2, FIONREAD, &queued) != 0)
+        return SIZE_MAX;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t used = page > 0 ? ((size_t)queued + (size_t)page - 1) / (size_t)page * (size_t)page
+                           : (size_t)queued;
+    return (size_t)cap > used ? (size_t)cap - used : 0;
+}
+
+/* Writes what stderr takes now; keeps the rest for the next flush. 1 when some is left. */
+static int log_flush(void)
+{
+    size_t room = stderr_room(), off = 0;
+    size_t want = loglen < room ? loglen : room;
+    while (off < want) {
+        ssize_t n = write(2, logbuf + off, want - off);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            break; /* stderr gone or full: drop the log rather than block or spin */
+        if (n <= 0) { /* stderr is gone: drop the log rather than spin */
+            loglen = 0;
+            return 0;
+        }
         off += (size_t)n;
     }
-    loglen = 0;
+    memmove(logbuf, logbuf + off, loglen - off);
+    loglen -= off;
+    return loglen > 0;
 }
 
 /* core.http_log_write(req, status, bytes, remote_addr) -> true when the buffer was empty (the
@@ -1024,17 +1049,21 @@ static int l_log_write(lua_State *L)
     format_log(L);
     OUT_LIT(L, "\n");
     int was_empty = loglen == 0;
+    if (loglen + olen > logcap && loglen)
+        log_flush();
     if (loglen + olen > logcap) {
-        if (loglen)
-            log_flush();
-        if (olen > logcap) {
-            size_t cap = olen > 32768 ? olen : 32768;
-            char *p = realloc(logbuf, cap);
-            if (!p)
-                return luaL_error(L, "gl.http: out of memory");
-            logbuf = p;
-            logcap = cap;
+        size_t cap = logcap ? logcap : 32768;
+        while (cap < loglen + olen)
+            cap *= 2;
+        if (cap > LOG_MAX) { /* stderr has not kept up for long: drop this line */
+            lua_pushboolean(L, was_empty);
+            return 1;
         }
+        char *p = realloc(logbuf, cap);
+        if (!p)
+            return luaL_error(L, "gl.http: out of memory");
+        logbuf = p;
+        logcap = cap;
     }
     memcpy(logbuf + loglen, obuf, olen);
     loglen += olen;
@@ -1042,11 +1071,11 @@ static int l_log_write(lua_State *L)
     return 1;
 }
 
+/* core.http_log_flush() -> true when lines are left for a later flush */
 static int l_log_flush(lua_State *L)
 {
-    (void)L;
-    log_flush();
-    return 0;
+    lua_pushboolean(L, log_flush());
+    return 1;
 }
 
 /* ---- odds and ends ---- */

@@ -113,7 +113,10 @@ end
 local flush_pending = false
 local function flush()
     flush_pending = false
-    log_flush()
+    if log_flush() then -- stderr is a pipe that is full for now: try again later
+        flush_pending = true
+        core.spawn_after(0.05, flush)
+    end
 end
 
 local function log_request(o, req, status, nbytes, host)
