@@ -1,0 +1,63 @@
+/* What http.c (reading heads and bodies) and http_out.c (responses, the access log)
+ * share: the upvalues of every core.http_* function, request flags, the socket check. */
+#ifndef GL_HTTP_INT_H
+#define GL_HTTP_INT_H
+
+#include "socket.h"
+
+#include <lauxlib.h>
+
+/* request flags, req._f */
+#define F_KEEP 1
+#define F_HEAD 2
+#define F_V10 4
+#define F_EXPECT 8
+#define F_BODY 16   /* _body is set */
+#define F_REJECT 32 /* Content-Length over max_body: answer 413 */
+
+/* Upvalues of every http_* function: two metatables, then interned strings, so the hot path
+ * builds tables with lua_rawset and never looks a C string up. */
+enum {
+    U_HEADERS_MT = 1,
+    U_SOCK_MT,
+    U_METHOD,
+    U_TARGET,
+    U_PATH,
+    U_QUERY,
+    U_VERSION,
+    U_HEADERS,
+    U_F,
+    U_BODY,
+    U_REJECT,
+    U_UPGRADE,
+    U_V11,
+    U_V10,
+    U_STATUS,
+    U_REASON,
+    U_REFERER,
+    U_USER_AGENT,
+    U_COUNT = U_USER_AGENT
+};
+#define UV(k) lua_upvalueindex(k)
+#define UV_HEADERS_MT UV(U_HEADERS_MT)
+
+/* The socket at index 1: the plain metatable is compared directly (the common case). */
+static inline gl_sock *check_sock(lua_State *L)
+{
+    if (lua_getmetatable(L, 1)) {
+        int plain = lua_rawequal(L, -1, UV(U_SOCK_MT));
+        lua_pop(L, 1);
+        if (plain)
+            return lua_touserdata(L, 1);
+    }
+    return gl_sock_check(L, 1);
+}
+
+/* http_out.c: core.http_respond, http_log_line, http_log_write, http_log_flush, http_date */
+int gl_http_respond(lua_State *L);
+int gl_http_log_line(lua_State *L);
+int gl_http_log_write(lua_State *L);
+int gl_http_log_flush(lua_State *L);
+int gl_http_date(lua_State *L);
+
+#endif
