@@ -198,11 +198,9 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
     double timeout = luaL_optnumber(L, 6, -1);
     if (status == LUA_YIELD) {
         s->timeout = timeout;
-        int r = gl_sock_resumed(L, s);
+        int r = gl_sock_after_wait(L, s, status);
         if (r < 0)
-            return fail(L, "closed");
-        if (r == 0)
-            return fail(L, "timeout");
+            return -r;
     }
     if (s->fd < 0)
         return fail(L, "closed");
@@ -259,13 +257,9 @@ static int read_response_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = gl_sock_check(L, 1);
     size_t scanned = (size_t)ctx;
-    if (status == LUA_YIELD) {
-        int r = gl_sock_resumed(L, s);
-        if (r < 0)
-            return fail(L, "closed");
-        if (r == 0)
-            return fail(L, "timeout");
-    }
+    int r = gl_sock_after_wait(L, s, status);
+    if (r < 0)
+        return -r;
     if (s->fd < 0)
         return fail(L, "closed");
     check_reader(L, s);
@@ -341,13 +335,9 @@ static int body_read_k(lua_State *L, int status, lua_KContext ctx)
     if (want <= 0)
         return luaL_argerror(L, 3, "positive byte count expected");
     size_t n = (size_t)want;
-    if (status == LUA_YIELD) {
-        int r = gl_sock_resumed(L, s);
-        if (r < 0)
-            return fail(L, "closed");
-        if (r == 0)
-            return fail(L, "timeout");
-    }
+    int r = gl_sock_after_wait(L, s, status);
+    if (r < 0)
+        return -r;
     if (b->failed)
         return fail(L, b->failed == 413 ? "body too large" : "bad chunked body");
     if (b->done) {

@@ -234,20 +234,27 @@ static ssize_t tls_io_fail(gl_sock *s, gl_tls *t, int rc)
 
 /* ---- the transport ---- */
 
-static ssize_t tls_recv(gl_sock *s, char *buf, size_t len)
+/* The connection of s ready for one SSL call (errors cleared), or NULL with ENOTCONN. */
+static gl_tls *tls_begin(gl_sock *s)
 {
     gl_tls *t = s->tls;
     if (!t || !t->ssl) {
         s->err_no = ENOTCONN;
         s->err_msg = NULL;
-        return GL_IO_ERROR;
+        return NULL;
     }
-    if (len > INT_MAX)
-        len = INT_MAX;
-    size_t n = 0;
     ERR_clear_error();
     t->bio_errno = 0;
-    int rc = SSL_read_ex(t->ssl, buf, len, &n);
+    return t;
+}
+
+static ssize_t tls_recv(gl_sock *s, char *buf, size_t len)
+{
+    gl_tls *t = tls_begin(s);
+    if (!t)
+        return GL_IO_ERROR;
+    size_t n = 0;
+    int rc = SSL_read_ex(t->ssl, buf, len > INT_MAX ? INT_MAX : len, &n);
     if (rc > 0)
         return (ssize_t)n;
     return tls_io_fail(s, t, rc);
@@ -255,18 +262,11 @@ static ssize_t tls_recv(gl_sock *s, char *buf, size_t len)
 
 static ssize_t tls_send(gl_sock *s, const char *buf, size_t len)
 {
-    gl_tls *t = s->tls;
-    if (!t || !t->ssl) {
-        s->err_no = ENOTCONN;
-        s->err_msg = NULL;
+    gl_tls *t = tls_begin(s);
+    if (!t)
         return GL_IO_ERROR;
-    }
-    if (len > INT_MAX)
-        len = INT_MAX;
     size_t n = 0;
-    ERR_clear_error();
-    t->bio_errno = 0;
-    int rc = SSL_write_ex(t->ssl, buf, len, &n);
+    int rc = SSL_write_ex(t->ssl, buf, len > INT_MAX ? INT_MAX : len, &n);
     if (rc > 0)
         return (ssize_t)n;
     ssize_t r = tls_io_fail(s, t, rc);
@@ -745,21 +745,11 @@ static int tls_wrap_accepted(lua_State *L)
 static int tls_handshake_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = luaL_checkudata(L, 1, GL_TLS_MT);
-    if (status == LUA_YIELD) {
-        int r = gl_sock_resumed(L, s);
-        if (r < 0) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "closed");
-            return 2;
-        }
-        if (r == 0)
-            return gl_sock_fail(L, NULL, ETIMEDOUT);
-    }
-    if (s->fd < 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
+    int waited = gl_sock_after_wait(L, s, status);
+    if (waited < 0)
+        return -waited;
+    if (s->fd < 0)
+        return gl_sock_fail_closed(L);
     SSL *ssl = conn_ssl(L, s);
     gl_tls *t = s->tls;
     ERR_clear_error();
