@@ -165,6 +165,74 @@ describe("gl.queue", function()
                     assert.are.equal(0, q:putting())
                 end))
 
+                -- Eventlet's channel example: put returns only after the getter has
+                -- run with the item, so the log interleaves one by one.
+                it("put returns after the getter took the item", green(function()
+                    local q = make(0)
+                    local log = {}
+                    local sender = gl.spawn(function()
+                        for _, word in ipairs({ "hello", "world" }) do
+                            log[#log + 1] = "sending"
+                            q:put(word)
+                            log[#log + 1] = "sent " .. word
+                        end
+                    end)
+                    local receiver = gl.spawn(function()
+                        for _ = 1, 2 do
+                            local word = q:get()
+                            log[#log + 1] = word
+                        end
+                    end)
+                    sender:wait()
+                    receiver:wait()
+                    assert.are.same({ "sending", "hello", "sent hello", "sending", "world",
+                        "sent world" }, log)
+                end))
+
+                it("a put to a waiting getter lets the getter run first", green(function()
+                    local q = make(0)
+                    local log = {}
+                    local getter = gl.spawn(function()
+                        local v = q:get()
+                        log[#log + 1] = "got " .. v
+                    end)
+                    gl.sleep(0)
+                    q:put("x")
+                    log[#log + 1] = "put returned"
+                    getter:wait()
+                    assert.are.same({ "got x", "put returned" }, log)
+                end))
+
+                it("get_nowait takes a blocked putter's item and wakes it", green(function()
+                    local q = make(0)
+                    local returned = false
+                    local putter = gl.spawn(function() q:put("item"); returned = true end)
+                    gl.sleep(0)
+                    assert.are.equal(1, q:putting())
+                    assert.are.equal("item", q:get_nowait())
+                    assert.are.equal(0, q:putting())
+                    putter:wait()
+                    assert.is_true(returned)
+                    assert.are.equal(Empty, helper.raises(q.get_nowait, q))
+                end))
+
+                it("put_nowait hands over to a blocked getter", green(function()
+                    local q = make(0)
+                    local getter = gl.spawn(function() return q:get() end)
+                    gl.sleep(0)
+                    q:put_nowait("direct")
+                    assert.are.equal(0, q:getting())
+                    assert.are.equal("direct", getter:wait())
+                    assert.are.equal(Full, helper.raises(q.put_nowait, q, 1))
+                end))
+
+                it("a putter that times out takes its item back", green(function()
+                    local q = make(0)
+                    assert.are.equal(Full, helper.raises(q.put, q, "late", true, 0.01))
+                    local getter = gl.spawn(function() return q:get(true, 0.01) end)
+                    assert.are.equal(Empty, helper.raises(getter.wait, getter))
+                end))
+
                 it("keeps FIFO order with several putters", green(function()
                     local q = make(0)
                     local ps = {}

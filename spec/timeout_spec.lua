@@ -72,6 +72,59 @@ describe("gl.Timeout", function()
         assert.are.equal(t, helper.raises(gl.sleep, 0.001))
     end))
 
+    -- Eventlet's hub fires due timers before it resumes yielders: a deadline that passed
+    -- during busy work is raised by the next sleep(0), alone or among other runners.
+    local function busy(sec)
+        local t0 = gl.clock()
+        while gl.clock() - t0 < sec do end
+    end
+
+    it("fires at sleep(0) after busy work past its deadline", green(function()
+        local t <close> = gl.Timeout(0.05)
+        busy(0.1)
+        assert.are.equal(t, helper.raises(gl.sleep, 0))
+    end))
+
+    it("fires at sleep(0) after busy work while other threads yield too", green(function()
+        local stop = false
+        local spinner = gl.spawn(function()
+            while not stop do gl.sleep(0) end
+        end)
+        gl.sleep(0)
+        local t <close> = gl.Timeout(0.05)
+        busy(0.1)
+        local err = helper.raises(gl.sleep, 0)
+        stop = true
+        spinner:wait()
+        assert.are.equal(t, err)
+    end))
+
+    it("fires at every blocking point reached after its deadline", green(function()
+        local q, ev = gl.Queue(), gl.Event()
+        local srv = assert(gl.listen("127.0.0.1", 0))
+        local accepted = gl.spawn(srv.accept, srv)
+        local a = assert(gl.connect("127.0.0.1", select(2, srv:getsockname())))
+        local b = accepted:wait()
+        srv:close()
+        for _, block in ipairs({
+            function() q:get() end,
+            function() ev:wait() end,
+            function() a:recv(1) end,
+            function()
+                local sleeper = gl.spawn(gl.sleep, 1)
+                local ok, err = pcall(sleeper.wait, sleeper)
+                sleeper:kill()
+                if not ok then error(err, 0) end
+            end,
+        }) do
+            local t <close> = gl.Timeout(0.02)
+            busy(0.04)
+            assert.are.equal(t, helper.raises(block))
+        end
+        a:close()
+        b:close()
+    end))
+
     it("reaches a thread that only ever calls sleep(0)", green(function()
         local t <close> = gl.Timeout(0.005)
         local n = 0

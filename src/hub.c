@@ -47,11 +47,20 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gl_hub *h = arg;
     h->in_runq = 1;
+    /* A thread that yields with sleep(0) during this pass waits for the next one, after
+     * libevent has fired due timers (a Timeout that expired during busy work must reach
+     * it, as in Eventlet); threads woken by others run in this pass, for fast hand-offs. */
+    size_t at_start = h->rq_len;
     for (int budget = RUNQ_BUDGET; h->rq_len && budget > 0; budget--) {
         gl_thread *t = h->runq[h->rq_head];
+        if (t->yielded && at_start == 0)
+            break;
+        if (at_start)
+            at_start--;
         h->rq_head = (h->rq_head + 1) % h->rq_cap;
         h->rq_len--;
         t->queued = 0;
+        t->yielded = 0;
         if (t->state == GL_T_READY)
             gl_sched_resume(t);
         else if (t->state == GL_T_DEAD)
@@ -60,9 +69,11 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
     h->in_runq = 0;
     /* threads still queued (a sleep(0) loop, say) run on the next pass, after libevent
      * has polled fds and timers: as a zero timer, not an active event, which libevent
-     * would run again in this same sweep, starving every fd and timer */
+     * would run again in this same sweep, starving every fd and timer. The clock is read
+     * anew so that timers that fell due during this pass sort before the zero timer. */
     if (h->rq_len) {
         static const struct timeval now = {0, 0};
+        event_base_update_cache_time(h->base);
         event_add(h->runq_ev, &now);
     }
 }

@@ -248,14 +248,25 @@ int gl_sched_park(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
     return lua_yieldk(L, 0, ctx, k);
 }
 
-int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
+static int requeue(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx, int after_poll)
 {
     t->state = GL_T_READY;
     t->hub_yield = 1;
     t->wake_kind = GL_WAKE_OK;
     t->nwake = 0;
+    t->yielded = (unsigned)after_poll;
     gl_hub_enqueue(t->hub, t);
     return lua_yieldk(L, 0, ctx, k);
+}
+
+int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
+{
+    return requeue(L, t, k, ctx, 1);
+}
+
+int gl_sched_yield_behind(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx)
+{
+    return requeue(L, t, k, ctx, 0);
 }
 
 void gl_sched_wake(lua_State *L, gl_thread *t, int kind, int push)

@@ -33,6 +33,7 @@ struct gl_thread {
     unsigned pending_err : 1; /* a kill deferred to the next blocking point ("kill") */
     unsigned pending_to : 1;  /* a Timeout fired while READY ("timeout") */
     unsigned timer_ok : 1;    /* the armed event is a plain delay: expiry is success */
+    unsigned yielded : 1;     /* queued by sleep(0): runs after the hub has polled */
 };
 
 #define GL_THREAD_MT "gl.GreenThread"
@@ -83,8 +84,12 @@ gl_thread *gl_waitq_pop(gl_waitq *q);
 void gl_push_sentinel(lua_State *L, const char *name);
 /* Pops the wake value and raises for a kill, a Timeout or a deadlock; returns the kind. */
 int gl_sched_wake_check(lua_State *L, gl_thread *t);
-/* Makes the running t READY again (sleep(0)) and yields to k. */
+/* Makes the running t READY again (sleep(0)) and yields to k; t runs after the hub has
+ * polled fds and timers. */
 int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
+/* The same, but t runs again in this pass, behind the threads made ready before it: a
+ * channel's putter lets the getter it just woke go first. */
+int gl_sched_yield_behind(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
 /* timer.c: [-0, +1] pushes the error of a fired Timeout and releases its anchor. */
 void gl_timeout_push_error(lua_State *L, void *timeout);
 /* [-1, +0] Records the Timeout on top of L as fired while t was READY: raised at t's next

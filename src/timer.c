@@ -25,6 +25,16 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx)
     return 0;
 }
 
+/* core.yield_behind(): lets the threads made ready so far run, then goes on in the same
+ * pass; a blocking point like sleep(0), for a hand-off that must run the taker first. */
+static int l_yield_behind(lua_State *L)
+{
+    lua_settop(L, 0);
+    gl_thread *t = gl_check_blocking(L, "yield");
+    gl_sched_check_pending(L, t);
+    return gl_sched_yield_behind(L, t, sleep_k, 0);
+}
+
 static int l_sleep(lua_State *L)
 {
     double sec = luaL_optnumber(L, 1, 0);
@@ -242,11 +252,9 @@ int gl_open_timer(lua_State *L)
                                     {"__close", timeout_cancel},
                                     {"__tostring", timeout_tostring},
                                     {NULL, NULL}};
-    static const luaL_Reg funcs[] = {{"sleep", l_sleep},
-                                     {"clock", l_clock},
-                                     {"Timeout", timeout_new},
-                                     {"is_timeout", l_is_timeout},
-                                     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"sleep", l_sleep},           {"yield_behind", l_yield_behind},
+                                     {"clock", l_clock},           {"Timeout", timeout_new},
+                                     {"is_timeout", l_is_timeout}, {NULL, NULL}};
     luaL_newmetatable(L, TIMEOUT_MT);
     luaL_setfuncs(L, meta, 0);
     lua_pop(L, 1);

@@ -1,6 +1,7 @@
 -- gl.Queue, gl.LightQueue, gl.PriorityQueue, gl.LifoQueue. A put to a waiting getter
 -- hands the item over directly; a full queue parks putters, who re-check on wake-up.
--- maxsize nil = unbounded, 0 = a channel where a put waits for a get.
+-- maxsize nil = unbounded, 0 = a channel: a put returns once a getter has the item (a
+-- parked putter holds it as its offer, which the getter takes).
 local core = require "gl.core"
 
 local function sentinel(name)
@@ -129,6 +130,10 @@ local function admit_putters(self)
     end
 end
 
+-- what a channel's getter hands a putter whose item it took, telling it apart from a
+-- putter woken because room was made
+local TAKEN = sentinel("gl.queue.taken")
+
 function Queue:put(v, block, timeout)
     local reserved = false
     while true do
@@ -140,6 +145,8 @@ function Queue:put(v, block, timeout)
                 self._reserved = self._reserved - 1
                 admit_putters(self)
             end
+            -- a channel's put returns once the getter has run with the item
+            if self.maxsize == 0 and block ~= false then core.yield_behind() end
             return
         end
         if reserved then
@@ -152,7 +159,9 @@ function Queue:put(v, block, timeout)
             return
         end
         if block == false then error(Full) end
-        if not self._putters:park("Queue:put", timeout) then error(Full) end
+        local woken, how = self._putters:park("Queue:put", timeout, v)
+        if not woken then error(Full) end
+        if how == TAKEN then return end
         reserved = self.maxsize ~= 0
     end
 end
@@ -169,7 +178,10 @@ function Queue:get(block, timeout)
         return v
     end
     if self.maxsize == 0 and #self._putters > 0 then
-        self._putters:wake_one(true) -- a channel: the putter hands over once we wait
+        -- a channel: take the first putter's item and let it return
+        local _, v = self._putters:take(TAKEN)
+        self._unfinished = self._unfinished + 1
+        return v
     end
     if block == false then error(Empty) end
     local woken, v = self._getters:park("Queue:get", timeout)
@@ -178,9 +190,6 @@ function Queue:get(block, timeout)
 end
 
 function Queue:get_nowait()
-    if self.maxsize == 0 then
-        error(Empty) -- nothing can be handed over without waiting
-    end
     return self:get(false)
 end
 
