@@ -62,6 +62,45 @@ describe("gl --workers", function()
             os.remove(script)
         end, 30))
 
+    -- a worker killed from outside comes back and serves, with one worker as with two
+    for _, n in ipairs({ 1, 2 }) do
+        it(("restarts a SIGKILLed worker that then serves (--workers %d)"):format(n),
+            green(function()
+                local script = proc.tempfile(WORKER, ".lua")
+                local port = free_port()
+                local h = proc.start(("%s --workers %d %s %d"):format(proc.GL, n, script, port))
+                assert.is_true(helper.wait_until(function()
+                    return count(proc.output(h), "worker %d ready") >= n
+                end, 10, 0.05), proc.output(h))
+                local pid = tonumber(proc.output(h):match("worker 1 ready pid (%d+)"))
+                os.execute("kill -KILL " .. pid)
+                assert.is_true(helper.wait_until(function()
+                    return count(proc.output(h), "worker 1 ready") >= 2
+                end, 10, 0.05), proc.output(h))
+                local pids = {}
+                for p in proc.output(h):gmatch("worker 1 ready pid (%d+)") do
+                    pids[#pids + 1] = tonumber(p)
+                end
+                assert.are_not.equal(pid, pids[#pids])
+                assert.is_true(proc.alive(h))
+                -- the restarted worker 1 answers (with two, some connection reaches it)
+                local seen = {}
+                assert.is_true(helper.wait_until(function()
+                    local c = gl.connect("127.0.0.1", port)
+                    if c then
+                        local id = c:read()
+                        c:close()
+                        if id then seen[id] = true end
+                    end
+                    return seen["1"]
+                end, 10, 0.02), proc.output(h))
+                os.execute("kill -TERM " .. h.pid)
+                assert.is_true(helper.wait_until(function() return not proc.alive(h) end, 10, 0.05))
+                proc.stop(h)
+                os.remove(script)
+            end, 30))
+    end
+
     it("exits 0 when every worker exits 0", green(function()
         local script = proc.tempfile([[print("worker " .. os.getenv("GL_WORKER_ID"))]], ".lua")
         local ok, out = proc.run(("%s --workers 3 %s"):format(proc.GL, script), 20)
