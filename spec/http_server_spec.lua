@@ -232,6 +232,57 @@ print(ok, r.status, c.sock is not None)
         srv:stop(1)
     end))
 
+    it("answers 414 for a long URL even when the header block is large too", green(function()
+        local big_headers = "X-Big: " .. ("b"):rep(70000) .. "\r\n"
+        for _, o in ipairs({ {}, { max_header_bytes = 1024, url_length_limit = 2000 } }) do
+            local srv, port = U.serve(hello, o)
+            local url = "/" .. ("a"):rep((o.url_length_limit or 8192) + 10)
+            local out = U.raw(port, "GET " .. url .. " HTTP/1.1\r\nHost: x\r\n" .. big_headers .. "\r\n")
+            assert.matches("^HTTP/1.1 414 ", out)
+            -- a long URL within its limit, past the header limit, is 431
+            if o.max_header_bytes then
+                out = U.raw(port, "GET /" .. ("a"):rep(1500) .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert.matches("^HTTP/1.1 431 ", out)
+            end
+            srv:stop(1)
+        end
+    end))
+
+    -- An error answered before the request was read in full: gl closes the way nginx does
+    -- (shut down its side, discard input for a while), so the client reads the answer
+    -- instead of a connection reset.
+    it("lets Python's http.client read 431, 414, 413 and 400 sent before the request ends",
+        green(function()
+            local srv, port = U.serve(echo_app, { max_body_bytes = 10 })
+            local rc, out, err = U.python([[
+import http.client, socket, sys
+port = int(sys.argv[1])
+def ask(method, url, headers={}, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.putrequest(method, url)
+    for k, v in headers.items():
+        c.putheader(k, v)
+    c.endheaders(body)
+    r = c.getresponse()
+    print(r.status, r.read().decode().strip())
+    c.close()
+ask("GET", "/", {"X-Big": "a" * 300000})
+ask("GET", "/" + "u" * 20000, {"X-Big": "a" * 300000})
+ask("POST", "/echo", {"Content-Length": "2000000"}, b"x" * 2000000)
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n" + b"g" * 500000)
+print(s.recv(100).split(b"\r\n")[0].decode())
+s.close()
+]], tostring(port), 30)
+            assert.are.equal(0, rc, err)
+            assert.are.equal(table.concat({ "431 Request Header Fields Too Large",
+                "414 URI Too Long", "413 Content Too Large", "HTTP/1.1 400 Bad Request" }, "\n"),
+                out:gsub("%s+$", ""))
+            -- and the server goes on
+            assert.matches("^HTTP/1.1 200 ", U.raw(port, "GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            srv:stop(1)
+        end, 30))
+
     it("answers an app error with 500, logs the traceback and keeps serving", green(function()
         local srv, port = U.serve(echo_app)
         local rc, out, err = U.run(("curl -s -i http://127.0.0.1:%d/error http://127.0.0.1:%d/info"):format(port, port))

@@ -307,12 +307,17 @@ int gl_http_parse_request(const char *buf, size_t len, gl_http_request *req,
     if (*p != ' ' || p == m)
         return BAD;
     const char *t = ++p;
-    /* scan no further than one byte past the limit, so a huge target fails fast */
-    const char *t_end = (size_t)(end - t) > l.target ? t + l.target + 1 : end;
+    /* The target is measured against its own limit even past the head limit, so that a
+     * too-long target is 414 whatever follows it; scan no further than one byte past that
+     * limit, so a huge target fails fast. */
+    const char *all = buf + len;
+    const char *t_end = (size_t)(all - t) > l.target ? t + l.target + 1 : all;
     p = skip(t, t_end, C_TARGET);
     if ((size_t)(p - t) > l.target)
         return GL_HTTP_URI_TOO_LONG;
-    if (p == end)
+    if (p == all)
+        return GL_HTTP_MORE; /* still within its limit: read on to tell 414 from 431 */
+    if (p >= end)
         return more;
     if (*p != ' ' || p == t)
         return BAD;

@@ -354,6 +354,15 @@ static void test_limits(void)
     lim.max_head = 20;
     EQ(gl_http_parse_request(s, 21, &req, &lim), -431);
     EQ(gl_http_parse_request(s, 20, &req, &lim), 0);
+    /* a target over its limit is 414 even when it also runs past the head limit; one still
+     * within its limit past the head limit needs more bytes to tell 414 from 431 */
+    lim = (gl_http_limits){.max_head = 64, .max_target = 100};
+    memcpy(buf, "GET /", 5);
+    memset(buf + 5, 'a', 150);
+    EQ(gl_http_parse_request(buf, 5 + 150, &req, &lim), -414);
+    EQ(gl_http_parse_request(buf, 5 + 90, &req, &lim), 0);
+    strcpy(buf + 5 + 90, " HTTP/1.1\r\n" HOST "\r\n");
+    EQ(gl_http_parse_request(buf, strlen(buf), &req, &lim), -431);
     /* the default head limit, with a long value */
     size_t off = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n" HOST "X: ");
     memset(buf + off, 'v', 70000);

@@ -15,6 +15,10 @@ local type, xpcall, pcall, tostring = type, xpcall, pcall, tostring
 
 local F_KEEP, F_HEAD, F_EXPECT, F_BODY, F_REJECT = 1, 2, 8, 16, 32
 local DRAIN_MAX = 1024 * 1024 -- unread body bytes drained to keep a connection; more: close
+-- closing with unread input makes the kernel reset the connection, which can destroy the
+-- answer before the client reads it; so, as nginx's lingering close, gl shuts down its
+-- side and discards input for at most this long and this much before closing
+local LINGER_SEC, LINGER_BYTES = 2, 1024 * 1024
 
 local M = {}
 
@@ -172,6 +176,20 @@ local function stream(conn, fn, chunked)
     return n
 end
 
+local function linger(conn)
+    if not conn:shutdown("w") then return end
+    local deadline, left = core.clock() + LINGER_SEC, LINGER_BYTES
+    while left > 0 do
+        local wait = deadline - core.clock()
+        if wait <= 0 then return end
+        conn:settimeout(wait)
+        local data = conn:recv(65536)
+        if not data then return end
+        left = left - #data
+    end
+end
+
+-- Serves one connection's requests; returns true when it ends with input unread.
 local function handle(srv, conn, host, port, state)
     local o, app = srv.opts, srv.app
     local mh, ul, kat, st = o.max_header_bytes, o.url_length_limit, o.keepalive_timeout,
@@ -192,6 +210,7 @@ local function handle(srv, conn, host, port, state)
             if code then -- malformed: answer and close
                 respond(conn, 0, code, plain_headers, reasons[code] or reasons[400])
                 if log then log_request(o, nil, code, #(reasons[code] or reasons[400]), host) end
+                return true
             end
             return
         end
@@ -243,14 +262,14 @@ local function handle(srv, conn, host, port, state)
             end
         end
         if log then log_request(o, req, status, nbytes, host) end
-        if not keep then return end
+        if not keep then return f & F_REJECT ~= 0 or (b and not body_done(b)) end
         if drain then
             local left = DRAIN_MAX
             while true do
                 local data = body_read(conn, b, 65536)
                 if not data then break end
                 left = left - #data
-                if left < 0 then return end
+                if left < 0 then return true end
             end
             if not body_done(b) then return end
         end
@@ -261,6 +280,7 @@ local function run_conn(srv, conn, host, port)
     local state = { busy = false, thread = core.getcurrent() }
     srv.conns[conn] = state
     local ok, err = pcall(handle, srv, conn, host, port, state)
+    if ok and err == true then ok, err = pcall(linger, conn) end
     srv.conns[conn] = nil
     conn:close()
     srv.nconns = srv.nconns - 1
