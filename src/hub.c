@@ -264,7 +264,11 @@ void gl_hub_report(gl_hub *h, gl_thread *t)
     } else {
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
     }
-    luaL_traceback(L, co, msg, 0);
+    gl_sched_push_trace(L, t); /* made where the error was raised, before unwinding */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        luaL_traceback(L, co, msg, 0);
+    }
     if (t->is_main)
         fprintf(stderr, "gl: %s\n", lua_tostring(L, -1));
     else

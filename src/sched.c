@@ -369,6 +369,58 @@ static int is_sentinel(lua_State *L, int idx, const char *name)
     return eq;
 }
 
+/* A thread's body runs under a protected call inside its own coroutine, so that an error
+ * (a kill included) unwinds there, where <close> handlers may block: a TaskGroup closed by
+ * an error still kills and waits for its children. The message handler keeps the
+ * traceback, which the unwinding destroys, for the report. */
+static int thread_msgh(lua_State *L)
+{
+    gl_thread *t = gl_current(L);
+    if (t && !t->no_report && !is_sentinel(L, 1, "GreenletExit")) {
+        const char *msg;
+        if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER ||
+            luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+            lua_settop(L, 1);
+            msg = luaL_tolstring(L, 1, NULL);
+        } else {
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+        }
+        luaL_traceback(L, L, msg, 1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, t);
+        t->has_trace = 1;
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int thread_body_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)ctx;
+    if (status != LUA_OK && status != LUA_YIELD)
+        return lua_error(L);
+    return lua_gettop(L) - 1; /* the results, above the message handler */
+}
+
+static int thread_body(lua_State *L)
+{
+    lua_pushcfunction(L, thread_msgh);
+    lua_insert(L, 1);
+    return thread_body_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 1, 0, thread_body_k), 0);
+}
+
+/* [-0, +1] pushes the traceback kept for t's error (and forgets it), or nil */
+void gl_sched_push_trace(lua_State *L, gl_thread *t)
+{
+    if (!t->has_trace) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, t);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, t);
+    t->has_trace = 0;
+}
+
 void gl_sched_resume(gl_thread *t)
 {
     gl_hub *h = t->hub;
@@ -376,6 +428,8 @@ void gl_sched_resume(gl_thread *t)
     int nargs;
     if (!t->started) {
         t->started = 1;
+        lua_pushcfunction(co, thread_body);
+        lua_insert(co, 1);
         nargs = lua_gettop(co) - 1;
     } else {
         if (!t->nwake)
@@ -426,6 +480,10 @@ void gl_sched_resume(gl_thread *t)
         if (cst != LUA_OK && !quiet && !same)
             gl_hub_report(h, t);
         lua_settop(co, 1);
+        if (t->has_trace) { /* not reported (a quiet end): forget it */
+            gl_sched_push_trace(h->L, t);
+            lua_pop(h->L, 1);
+        }
     } else if (lua_gettop(co) > nres) { /* keep exactly the results: see th_results */
         int extra = lua_gettop(co) - nres;
         lua_rotate(co, 1, -extra);

@@ -34,6 +34,7 @@ struct gl_thread {
     unsigned pending_to : 1;  /* a Timeout fired while READY ("timeout") */
     unsigned timer_ok : 1;    /* the armed event is a plain delay: expiry is success */
     unsigned yielded : 1;     /* queued by sleep(0): runs after the hub has polled */
+    unsigned has_trace : 1;   /* the registry holds the traceback of its error, by t */
 };
 
 #define GL_THREAD_MT "gl.GreenThread"
@@ -90,6 +91,8 @@ int gl_sched_yield_ready(lua_State *L, gl_thread *t, lua_KFunction k, lua_KConte
 /* The same, but t runs again in this pass, behind the threads made ready before it: a
  * channel's putter lets the getter it just woke go first. */
 int gl_sched_yield_behind(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
+/* [-0, +1] Pushes the traceback kept for t's error (forgetting it), or nil. */
+void gl_sched_push_trace(lua_State *L, gl_thread *t);
 /* timer.c: [-0, +1] pushes the error of a fired Timeout and releases its anchor. */
 void gl_timeout_push_error(lua_State *L, void *timeout);
 /* [-1, +0] Records the Timeout on top of L as fired while t was READY: raised at t's next

@@ -45,6 +45,7 @@ local lazy = {
     queue = { "gl.queue" },
     GreenPool = { "gl.greenpool", "GreenPool" },
     GreenPile = { "gl.greenpool", "GreenPile" },
+    TaskGroup = { "gl.taskgroup", "TaskGroup" },
     pools = { "gl.pools" },
     debug = { "gl.debug" },
     dns = { "gl.dns" },
