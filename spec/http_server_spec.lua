@@ -202,7 +202,7 @@ print(ok, r.status, c.sock is not None)
             assert.matches("^HTTP/1.1 400 Bad Request\r\n", out, c)
             assert.matches("Connection: close\r\n", out)
         end
-        local te = U.raw(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+        local te = U.raw(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
         assert.matches("^HTTP/1.1 501 ", te)
         -- the server still serves
         assert.matches("^HTTP/1.1 200 OK", U.raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))

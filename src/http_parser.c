@@ -228,6 +228,20 @@ static void connection_options(gl_http_slice v, facts *f)
     }
 }
 
+/* Whether the last coding of a Transfer-Encoding list is chunked (RFC 9112 6.3). */
+static bool ends_in_chunked(gl_http_slice v)
+{
+    const char *end = v.p + v.len;
+    while (end > v.p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    const char *p = end;
+    while (p > v.p && p[-1] != ',')
+        p--;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return slice_ieq(p, (size_t)(end - p), "chunked", 7);
+}
+
 /* Derives framing from the fields: returns 0, or an error for ambiguous or unsupported framing
  * (the request-smuggling rules of RFC 9112 6). */
 static int head_facts(const gl_http_header *h, size_t n, int minor, facts *f)
@@ -268,8 +282,8 @@ static int head_facts(const gl_http_header *h, size_t n, int minor, facts *f)
                 if (f->transfer_encoding || v.len == 0)
                     return BAD;
                 f->transfer_encoding = true;
-                if (!IEQ(v, "chunked"))
-                    return GL_HTTP_NOT_IMPLEMENTED;
+                if (!IEQ(v, "chunked")) /* chunked must come last, or the end is unknowable */
+                    return ends_in_chunked(v) ? GL_HTTP_NOT_IMPLEMENTED : BAD;
                 f->chunked = true;
             }
             break;
