@@ -188,9 +188,20 @@ static void push_request(lua_State *L, const gl_http_request *r, int mt_idx, uin
     lua_setmetatable(L, t);
 }
 
+static double now_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#define HEAD_DEADLINE 9 /* stack slot: when the head under way must be complete */
+
 /* core.http_read_request(sock, mt, max_head, max_target, keepalive_timeout, timeout,
- *   max_body) -> req | nil, err[, status]; mt is the connection's request metatable. ctx: bytes of
- * the buffer already parsed and found incomplete (re-parse only when newer bytes hold a '\n'). */
+ *   max_body, header_timeout) -> req | nil, err[, status]; mt is the connection's request
+ * metatable. A head must arrive whole within header_timeout of its first bytes, however it
+ * trickles (slowloris): else nil, "timeout", 408. ctx: bytes of the buffer already parsed
+ * and found incomplete (re-parse only when newer bytes hold a '\n'). */
 static int read_request_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = check_sock(L);
@@ -199,8 +210,15 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
     if (status == LUA_YIELD) {
         s->timeout = timeout;
         int r = gl_sock_after_wait(L, s, status);
-        if (r < 0)
-            return -r;
+        if (r < 0) { /* nil, err only: a status is for the server to answer */
+            lua_settop(L, lua_gettop(L) + r + 2);
+            if (lua_isnumber(L, HEAD_DEADLINE) &&
+                now_monotonic() >= lua_tonumber(L, HEAD_DEADLINE)) {
+                lua_pushinteger(L, 408);
+                return 3;
+            }
+            return 2;
+        }
     }
     if (s->fd < 0)
         return fail(L, "closed");
@@ -235,6 +253,23 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
             continue;
         if (got == GL_IO_WAIT_READ || got == GL_IO_WAIT_WRITE) {
             s->timeout = s->rlen ? timeout : luaL_optnumber(L, 5, -1);
+            double head_timeout = luaL_optnumber(L, 8, -1);
+            if (s->rlen && head_timeout >= 0) {
+                double now = now_monotonic();
+                if (lua_isnil(L, HEAD_DEADLINE)) {
+                    lua_pushnumber(L, now + head_timeout);
+                    lua_replace(L, HEAD_DEADLINE);
+                }
+                double left = lua_tonumber(L, HEAD_DEADLINE) - now;
+                if (left <= 0) {
+                    lua_pushnil(L);
+                    lua_pushliteral(L, "timeout");
+                    lua_pushinteger(L, 408);
+                    return 3;
+                }
+                if (s->timeout < 0 || left < s->timeout)
+                    s->timeout = left;
+            }
             return gl_sock_wait(L, s, (int)got, read_request_k, (lua_KContext)scanned);
         }
         return gl_sock_fail(L, s, 0);
@@ -246,7 +281,7 @@ static int l_read_request(lua_State *L)
     if (check_sock(L)->fd < 0)
         return luaL_error(L, "attempt to use a closed socket");
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 7);
+    lua_settop(L, HEAD_DEADLINE);
     return read_request_k(L, LUA_OK, 0);
 }
 

@@ -92,6 +92,7 @@ local defaults = {
     keepalive_timeout = 75,
     socket_timeout = 60,
     max_header_bytes = 65536,
+    header_timeout = 60,
     url_length_limit = 8192,
     max_body_bytes = false,
     log = true,
@@ -148,7 +149,7 @@ end
 -- ---- one connection ----
 
 local plain_headers = { ["Content-Type"] = "text/plain" }
-local reasons = { [400] = "Bad Request\n", [413] = "Content Too Large\n",
+local reasons = { [400] = "Bad Request\n", [408] = "Request Timeout\n", [413] = "Content Too Large\n",
     [414] = "URI Too Long\n", [431] = "Request Header Fields Too Large\n",
     [500] = "Internal Server Error\n", [501] = "Not Implemented\n",
     [505] = "HTTP Version Not Supported\n" }
@@ -195,6 +196,7 @@ local function handle(srv, conn, host, port, state)
     local mh, ul, kat, st = o.max_header_bytes, o.url_length_limit, o.keepalive_timeout,
         o.socket_timeout
     local mb = o.max_body_bytes or nil
+    local ht = o.header_timeout
     local log = o.log
     local cinfo = setmetatable({
         remote_addr = host, remote_port = port, _sock = conn,
@@ -204,13 +206,13 @@ local function handle(srv, conn, host, port, state)
     conn:settimeout(st)
     while not srv.stopping do
         state.busy = false
-        local req, err, code = read_request(conn, mt, mh, ul, kat, st, mb)
+        local req, err, code = read_request(conn, mt, mh, ul, kat, st, mb, ht)
         state.busy = true
         if not req then
             if code then -- malformed: answer and close
                 respond(conn, 0, code, plain_headers, reasons[code] or reasons[400])
                 if log then log_request(o, nil, code, #(reasons[code] or reasons[400]), host) end
-                return true
+                return code ~= 408 -- a client too slow to send its head is not waited for
             end
             return
         end
