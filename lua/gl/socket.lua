@@ -175,7 +175,7 @@ function M.serve(sock, handler, opts)
     local slots = require("gl.semaphore").Semaphore(concurrency)
     local server = core.getcurrent()
     local stop -- {err} once a handler asks serve to end
-    local warned = false
+    local next_warning = 0 -- running out of descriptors is reported once per interval
 
     local function run(conn, host, port)
         local c <close> = conn
@@ -207,9 +207,9 @@ function M.serve(sock, handler, opts)
                 slots:release()
                 if host == "closed" or sock:closed() then return end
                 if transient[host] then
-                    if not warned then
+                    if core.clock() >= next_warning then
                         io.stderr:write("gl.serve: accept failed (", host, "); backing off\n")
-                        warned = true
+                        next_warning = core.clock() + 10
                     end
                     core.sleep(0.1)
                 else

@@ -298,8 +298,11 @@ end
 local transient = { ["too many open files"] = true, ["too many open files in system"] = true,
     ["cannot allocate memory"] = true, ["no buffer space available"] = true }
 
+local ACCEPT_LOG_INTERVAL = 10 -- seconds between two reports of running out of descriptors
+
 local function accept_loop(srv)
     local sock, slots = srv.sock, srv.slots
+    local next_report = 0
     while not srv.stopping do
         slots:acquire()
         if srv.stopping then slots:release(); break end
@@ -312,6 +315,9 @@ local function accept_loop(srv)
             if host == "closed" or sock:closed() then break end
             if not transient[host] then
                 report("gl.http: accept failed: " .. tostring(host))
+            elseif core.clock() >= next_report then
+                report("gl.http: accept failed (" .. host .. "); backing off, still serving")
+                next_report = core.clock() + ACCEPT_LOG_INTERVAL
             end
             core.sleep(0.1) -- out of descriptors or memory for now: back off, keep serving
         end
