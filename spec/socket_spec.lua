@@ -293,6 +293,23 @@ describe("gl sockets", function()
         c:close(); s:close()
     end))
 
+    -- A reset that arrives with the last data is told only by the recv after the data;
+    -- no later edge comes, so a reader that stopped at the short read would wait forever.
+    it("sees a reset that came right behind partial data", green(function()
+        local c, s = pair()
+        s:settimeout(2)
+        local reader = gl.spawn(function() return s:read("l") end)
+        gl.sleep(0) -- the reader waits: its edge-triggered event is armed
+        -- data and reset in one batch, before the hub polls: one edge for both
+        c:sendall("hello") -- no newline: the reader wants more
+        c:setoption("linger", 0)
+        c:close()
+        local line, err = reader:wait()
+        assert.is_nil(line)
+        assert.are_not.equal("timeout", err)
+        s:close()
+    end))
+
     it("leaks no fd after resets, refusals, timeouts and abandoned sockets", green(function()
         local function nfds()
             local n = 0

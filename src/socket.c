@@ -18,22 +18,19 @@ _Thread_local char gl_sock_scratch[GL_SOCK_SCRATCH];
 
 /* ---- the plain transport ---- */
 
-/* A short read leaves the socket drained: the next recv would only say EAGAIN, so it
- * waits for the next edge instead (one syscall less per message in a request/response
- * loop). Safe because the read event is edge-triggered and persistent (every arrival
- * after this point sets rready again) or level-triggered and added per wait; a FIN seen
- * in the same batch (EV_CLOSED) keeps the syscall, so EOF is never missed. */
+/* After EAGAIN the socket waits for the next edge without another recv: the read event
+ * is edge-triggered and persistent (every arrival after this point sets rready again) or
+ * level-triggered and added per wait. A short read does not count as drained: a reset
+ * that came with the data is only told by the next recv, and libevent reports it (as
+ * EPOLLHUP/EPOLLERR) in the same edge as the data, so no later edge would come. */
 static ssize_t plain_recv(gl_sock *s, char *buf, size_t len)
 {
     if (!s->rready)
         return GL_IO_WAIT_READ;
     for (;;) {
         ssize_t n = recv(s->fd, buf, len, 0);
-        if (n >= 0) {
-            if (n > 0 && (size_t)n < len && !s->rclosed)
-                s->rready = 0;
+        if (n >= 0)
             return n;
-        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -176,8 +173,6 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     gl_sock *s = arg;
     s->rready = 1;
-    if (what & EV_CLOSED)
-        s->rclosed = 1;
     wake_waiter(&s->reader, what);
 }
 
@@ -292,8 +287,6 @@ int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunc
         struct event **evp = writing ? &s->wev : &s->rev;
         unsigned char *added = writing ? &s->wadded : &s->radded;
         short flags = (short)(ev | EV_PERSIST | EV_ET);
-        if (!writing && (event_base_get_features(h->base) & EV_FEATURE_EARLY_CLOSE))
-            flags |= EV_CLOSED; /* a FIN in the same batch as data: see plain_recv */
         if (!*evp)
             *evp = event_new(h->base, s->fd, flags, writing ? write_cb : read_cb, s);
         if (!*evp || (!*added && event_add(*evp, NULL) != 0))

@@ -45,8 +45,7 @@ struct gl_sock {
     gl_hub *hub;          /* set once its events exist */
     gl_sock *next, *prev; /* in hub->socks while a persistent event is added */
     unsigned char listening, eof, radded, wadded, linked;
-    unsigned char rready;  /* 0: the last recv drained the socket; wait for an edge */
-    unsigned char rclosed; /* the peer's FIN was seen: recv must not be skipped */
+    unsigned char rready; /* 0: the last recv drained the socket; wait for an edge */
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */
