@@ -210,10 +210,11 @@ function tcp:connect(host, port, opts)
     if list and #list > 0 then
         local item = table.remove(list)
         item.taken = true
-        if item.watcher then item.watcher:kill() end
         self.sock = item.sock
         self.reused = item.reused + 1
         self.buf = ""
+        -- kill yields: the pool is consistent before it does
+        if item.watcher then item.watcher:kill() end
         return 1
     end
     local sock, err
@@ -381,22 +382,21 @@ function tcp:setkeepalive(timeout, size)
     if #self.buf > 0 then self:close(); return nil, "unread data in buffer" end
     local name = self.pool
     size = size or 30
-    timeout = timeout or 60000
+    if timeout == nil or timeout == 0 then timeout = 60000 end -- lua_socket_keepalive_timeout
     local list = pools[name]
     if not list then list = {}; pools[name] = list end
     self.sock = nil
+    local old
     if #list >= size then
         -- lua-nginx-module closes the least recently used one
-        local old = table.remove(list, 1)
+        old = table.remove(list, 1)
         old.taken = true
-        if old.watcher then old.watcher:kill() end
-        old.sock:close()
     end
     local item = { sock = sock, reused = self.reused }
     list[#list + 1] = item
     item.watcher = gl.spawn(function()
         -- any byte or EOF from an idle peer, or the idle timeout: drop the connection
-        sock:settimeout(timeout > 0 and timeout / 1000 or nil)
+        sock:settimeout(timeout / 1000)
         local ok = pcall(sock.recv, sock, 1)
         if item.taken then return end
         for i = 1, #list do
@@ -405,6 +405,11 @@ function tcp:setkeepalive(timeout, size)
         sock:close()
         return ok
     end)
+    if old then
+        -- kill yields: the pool is consistent before it does
+        if old.watcher then old.watcher:kill() end
+        old.sock:close()
+    end
     return 1
 end
 
