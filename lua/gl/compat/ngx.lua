@@ -1,15 +1,17 @@
--- gl.compat.ngx: a partial OpenResty cosocket face (lua-nginx-module units: ms; its error strings).
--- Done: ngx.socket.tcp (connect host/port and unix:, pool option, settimeout(ms), settimeouts,
--- send of strings and nested tables, receive "*l"/"*a"/count, receiveany, receiveuntil (iterator,
--- inclusive), setkeepalive with per-pool idle connections watched for peer close, getreusedtimes,
--- close), ngx.sleep, ngx.thread.spawn/wait/kill, ngx.timer.at/every, ngx.null, ngx.now/time/
--- update_time, ngx.log and levels, ngx.encode_base64/decode_base64, table.new/table.clear shims.
--- Not done yet: sslhandshake, ngx.socket.udp, ngx.semaphore, ngx.re, ngx.md5/sha1_bin, bit.
+-- gl.compat.ngx: enough of OpenResty's Lua API (lua-nginx-module's units: ms; its error
+-- strings) for cosocket libraries written for it to run on gl: ngx.socket.tcp/udp with the
+-- keepalive pool and sslhandshake, ngx.sleep/thread/timer, ngx.re (gl.compat.ngx.re on
+-- PCRE2), ngx.semaphore, digests, base64, time and log; bit, table.new and table.clear shims.
+-- install() sets the global ngx and the package.loaded entries. Docs: doc/ngx.md.
 local gl = require "gl"
 
 local M = {}
 local ngx = {}
 M.ngx = ngx
+
+ngx.OK, ngx.ERROR, ngx.AGAIN, ngx.DONE, ngx.DECLINED = 0, -1, -2, -4, -5
+ngx.config = { subsystem = "http", debug = false, ngx_lua_version = 10026,
+    nginx_version = 1025003, prefix = function() return "./" end }
 
 ngx.null = setmetatable({}, { __tostring = function() return "null" end, __name = "ngx.null" })
 
@@ -87,33 +89,92 @@ function ngx.thread.kill(t)
     return true
 end
 
--- ngx.timer
+-- ngx.timer: each timer is a record in `timers` until it has run (at) or the worker exits
+-- (every); M.exit_worker() runs what is left with premature = true, as nginx does.
 ngx.timer = {}
-local pending_timers = 0
+local timers = {}
+local running_timers = 0
+local exiting = false
+
+local function run_timer(rec, premature)
+    running_timers = running_timers + 1
+    local ok, err = pcall(rec.fn, premature, table.unpack(rec.args, 1, rec.args.n))
+    running_timers = running_timers - 1
+    if not ok then ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err)) end
+end
+
+local function check_timer(delay, fn, name)
+    if type(delay) ~= "number" or delay < 0 then
+        error(("bad argument #1 to '%s' (delay must be a non-negative number)"):format(name), 3)
+    end
+    if type(fn) ~= "function" then
+        error(("bad argument #2 to '%s' (function expected, got %s)"):format(name, type(fn)), 3)
+    end
+end
+
+-- ngx.timer.at(delay_sec, fn, ...) -> true | nil, "process exiting"; fn(premature, ...)
 function ngx.timer.at(delay, fn, ...)
-    if type(fn) ~= "function" then error("bad argument #2 to 'at' (function expected)", 2) end
-    local args = table.pack(...)
-    pending_timers = pending_timers + 1
-    gl.spawn_after(delay, function()
-        pending_timers = pending_timers - 1
-        local ok, err = pcall(fn, false, table.unpack(args, 1, args.n))
-        if not ok then ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", err) end
+    check_timer(delay, fn, "at")
+    if exiting then return nil, "process exiting" end
+    local rec = { fn = fn, args = table.pack(...) }
+    timers[rec] = true
+    rec.gt = gl.spawn_after(delay, function()
+        timers[rec] = nil
+        run_timer(rec, false)
     end)
     return true
 end
+
+-- ngx.timer.every(delay_sec, fn, ...) -> true | nil, err: fn(premature, ...) every delay
 function ngx.timer.every(delay, fn, ...)
-    if type(delay) ~= "number" or delay <= 0 then return nil, "bad argument #1 to 'every' (delay must be > 0)" end
-    local args = table.pack(...)
-    gl.spawn(function()
-        while true do
+    check_timer(delay, fn, "every")
+    if delay == 0 then error("bad argument #1 to 'every' (delay cannot be zero)", 2) end
+    if exiting then return nil, "process exiting" end
+    local rec = { fn = fn, args = table.pack(...), every = true }
+    timers[rec] = true
+    rec.gt = gl.spawn(function()
+        while not rec.stopped do
+            rec.sleeping = true
             gl.sleep(delay)
-            local ok, err = pcall(fn, false, table.unpack(args, 1, args.n))
-            if not ok then ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", err) end
+            rec.sleeping = false
+            if rec.stopped then break end
+            run_timer(rec, false)
         end
     end)
     return true
 end
-function ngx.timer.pending_count() return pending_timers end
+
+function ngx.timer.pending_count()
+    local n = 0
+    for rec in pairs(timers) do if not rec.every then n = n + 1 end end
+    return n
+end
+function ngx.timer.running_count() return running_timers end
+
+ngx.worker = {}
+function ngx.worker.exiting() return exiting end
+function ngx.worker.pid() return require("gl.core").getpid() end
+function ngx.worker.id() return 0 end
+function ngx.worker.count() return 1 end
+
+-- Ends every pending timer as nginx does at worker exit: each callback runs once more with
+-- premature = true (in its own green thread), and this waits for them. New timers are refused.
+function M.exit_worker()
+    exiting = true
+    local list = {}
+    for rec in pairs(timers) do list[#list + 1] = rec end
+    timers = {}
+    local done = {}
+    for _, rec in ipairs(list) do
+        rec.stopped = true
+        if not rec.every then rec.gt:cancel() elseif rec.sleeping then rec.gt:kill() end
+        done[#done + 1] = gl.spawn(run_timer, rec, true)
+    end
+    for _, gt in ipairs(done) do gt:wait() end
+end
+
+-- for specs and for a host that wants timers again after exit_worker
+function M.reset_worker() exiting = false end
 
 -- base64
 local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -151,6 +212,36 @@ function ngx.decode_base64(s)
     end
     return table.concat(out)
 end
+
+-- digests (OpenSSL, src/digest.c)
+local digest, hmac = core.digest, core.hmac
+local function tohex(b) return (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+local function str_arg(s, name)
+    if type(s) == "string" then return s end
+    if s == nil then return "" end
+    if type(s) == "number" then return tostring(s) end
+    error(("bad argument #1 to '%s' (string expected, got %s)"):format(name, type(s)), 3)
+end
+function ngx.md5_bin(s) return digest("md5", str_arg(s, "md5_bin")) end
+function ngx.md5(s) return tohex(digest("md5", str_arg(s, "md5"))) end
+function ngx.sha1_bin(s) return digest("sha1", str_arg(s, "sha1_bin")) end
+function ngx.hmac_sha1(key, s) return hmac("sha1", str_arg(key, "hmac_sha1"), str_arg(s, "hmac_sha1")) end
+
+local crc_table = {}
+for i = 0, 255 do
+    local c = i
+    for _ = 1, 8 do c = (c & 1 == 1) and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
+    crc_table[i] = c
+end
+function ngx.crc32_long(s)
+    s = str_arg(s, "crc32_long")
+    local c = 0xffffffff
+    for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xff] ~ (c >> 8) end
+    return c ~ 0xffffffff
+end
+ngx.crc32_short = ngx.crc32_long
+
+ngx.re = require "gl.compat.ngx.re"
 
 -- the cosocket
 local pools = {}          -- name -> list of idle {sock, watcher, reused}
@@ -212,6 +303,7 @@ function tcp:connect(host, port, opts)
         item.taken = true
         self.sock = item.sock
         self.reused = item.reused + 1
+        self.ssl, self.session = item.ssl, item.session
         self.buf = ""
         -- kill yields: the pool is consistent before it does
         if item.watcher then item.watcher:kill() end
@@ -224,7 +316,7 @@ function tcp:connect(host, port, opts)
         sock, err = gl.connect(host, tonumber(port), { timeout = self.connect_timeout })
     end
     if not sock then return nil, err_map(err) end
-    self.sock, self.reused, self.buf = sock, 0, ""
+    self.sock, self.reused, self.buf, self.ssl, self.session = sock, 0, "", nil, nil
     return 1
 end
 
@@ -255,7 +347,79 @@ function tcp:send(data)
 end
 
 function tcp:_drop()
-    if self.sock then self.sock:close(); self.sock = nil end
+    if self.sock then
+        if self.session then self.session:_refresh() end
+        self.sock:close()
+        self.sock = nil
+    end
+end
+
+-- TLS sessions for sslhandshake(reused_session): the OpenSSL session, taken again from the
+-- connection while it is open (a TLS 1.3 ticket arrives after the handshake)
+local session_mt = { __name = "ngx.ssl.session" }
+session_mt.__index = session_mt
+function session_mt:_refresh()
+    local s = self.sock
+    if s then
+        local ok, sess = pcall(s._session, s)
+        if ok and sess then self.sess = sess end
+    end
+end
+
+-- verification failures as lua-nginx-module words them: "<X509 code>: <reason>"
+local x509_codes = {
+    ["unable to get local issuer certificate"] = 20,
+    ["self-signed certificate"] = 18, ["self signed certificate"] = 18,
+    ["self-signed certificate in certificate chain"] = 19,
+    ["self signed certificate in certificate chain"] = 19,
+    ["certificate has expired"] = 10, ["certificate is not yet valid"] = 9,
+    ["hostname mismatch"] = 62, ["unable to get issuer certificate"] = 2,
+    ["unable to verify the first certificate"] = 21,
+}
+
+M.config = { ssl_trusted_certificate = nil } -- lua_ssl_trusted_certificate: a CA file
+
+-- sock:sslhandshake(reused_session?, server_name?, ssl_verify?, send_status_req?)
+--   -> session | true (reused_session == false) | nil, err
+function tcp:sslhandshake(reused_session, server_name, ssl_verify, send_status_req)
+    local sock = self.sock
+    if not sock then return nil, "closed" end
+    if server_name ~= nil and type(server_name) ~= "string" then
+        error("bad argument #2 to 'sslhandshake' (string expected, got " .. type(server_name) .. ")", 2)
+    end
+    if send_status_req then
+        error("sslhandshake: send_status_req (OCSP stapling requests) is not supported by gl", 2)
+    end
+    if self.ssl then -- a TLS connection from the pool: no new handshake
+        if reused_session == false then return true end
+        return self.session or true
+    end
+    if #self.buf > 0 then return nil, "unread data in buffer" end
+    local opts = { verify = ssl_verify == true, hostname = server_name or false,
+        cafile = M.config.ssl_trusted_certificate }
+    if reused_session and getmetatable(reused_session) == session_mt then
+        reused_session:_refresh()
+        opts.session = reused_session.sess
+    end
+    sock:settimeout(self.connect_timeout)
+    self.sock = nil
+    local tsock, err = gl.wrap_ssl(sock, opts)
+    if not tsock then
+        err = tostring(err)
+        local reason = err:match("certificate verify failed: (.+)$")
+        if reason then
+            local code = x509_codes[reason]
+            return nil, code and (code .. ": " .. reason) or reason
+        end
+        local e = err_map(err)
+        if e == "timeout" or e == "closed" then return nil, e end
+        return nil, "handshake failed"
+    end
+    self.sock, self.ssl = tsock, true
+    if reused_session == false then return true end
+    local sess = setmetatable({ sock = tsock, sess = tsock:_session() }, session_mt)
+    self.session = sess
+    return sess
 end
 
 -- fill the buffer with one more chunk; returns true or nil, err
@@ -392,7 +556,7 @@ function tcp:setkeepalive(timeout, size)
         old = table.remove(list, 1)
         old.taken = true
     end
-    local item = { sock = sock, reused = self.reused }
+    local item = { sock = sock, reused = self.reused, ssl = self.ssl, session = self.session }
     list[#list + 1] = item
     item.watcher = gl.spawn(function()
         -- any byte or EOF from an idle peer, or the idle timeout: drop the connection
@@ -417,6 +581,71 @@ function tcp:getfd() return self.sock and self.sock:fileno() or nil end
 
 function M.pool_size(name) return pools[name] and #pools[name] or 0 end
 
+-- ngx.socket.udp: a connected datagram socket (setpeername, send, receive, close)
+local udp = {}
+udp.__index = udp
+udp.__name = "ngx.socket.udp"
+
+function ngx.socket.udp() return setmetatable({ timeout = 60 }, udp) end
+
+function udp:settimeout(ms)
+    if ms == nil or ms == 0 then self.timeout = 60 else self.timeout = ms / 1000 end
+end
+
+-- udp:setpeername(host, port) or ("unix:/path") -> 1 | nil, err
+function udp:setpeername(host, port)
+    if type(host) ~= "string" then error("bad argument #1 to 'setpeername' (string expected)", 2) end
+    if self.sock then self.sock:close(); self.sock = nil end
+    local unix = host:match("^unix:(.+)$")
+    local s
+    if unix then
+        s = gl.socket.udp("unix")
+    else
+        port = tonumber(port)
+        if not port then error("bad argument #2 to 'setpeername' (number expected)", 2) end
+        s = gl.socket.udp(host:find(":", 1, true) and "inet6" or "inet")
+    end
+    local ok, err = s:connect(host, port)
+    if not ok then s:close(); return nil, err_map(err) end
+    self.sock = s
+    return 1
+end
+
+-- udp:send(data) -> 1 | nil, err: one datagram; data as for tcp:send
+function udp:send(data)
+    local sock = self.sock
+    if not sock then return nil, "closed" end
+    if type(data) == "table" then
+        local out = {}
+        flatten(data, out)
+        data = table.concat(out)
+    elseif type(data) ~= "string" then data = tostring(data) end
+    sock:settimeout(self.timeout)
+    local n, err = sock:send(data)
+    if not n then return nil, err_map(err) end
+    return 1
+end
+
+-- udp:receive(size?) -> datagram | nil, err; size defaults to 8192 (at most 65536)
+function udp:receive(size)
+    local sock = self.sock
+    if not sock then return nil, "closed" end
+    size = size and math.tointeger(size) or 8192
+    if size <= 0 then error("bad argument #1 to 'receive' (size must be positive)", 2) end
+    if size > 65536 then size = 65536 end
+    sock:settimeout(self.timeout)
+    local d, err = sock:recv(size)
+    if not d then return nil, err_map(err) end
+    return d
+end
+
+function udp:close()
+    if not self.sock then return nil, "closed" end
+    self.sock:close()
+    self.sock = nil
+    return 1
+end
+
 -- shims
 local function table_new() return {} end
 local function table_clear(t) for k in pairs(t) do t[k] = nil end end
@@ -424,6 +653,8 @@ local function table_clear(t) for k in pairs(t) do t[k] = nil end end
 function M.install()
     _G.ngx = ngx
     package.loaded.ngx = ngx
+    package.loaded["ngx.semaphore"] = require "gl.compat.ngx.semaphore"
+    package.loaded.bit = package.loaded.bit or require "gl.compat.ngx.bit"
     package.loaded["table.new"] = table_new
     package.loaded["table.clear"] = table_clear
     if not table.new then table.new = table_new end
