@@ -71,7 +71,7 @@ function re.find(subj, regex, opts, ctx, nth)
     if not from then return nil, nil, to end
     if ctx then ctx.pos = to + 1 end
     if not nth or nth == 0 then return from + 1, to end
-    return caps(r, subj, nil, nth)
+    return caps(r, subj, nth)
 end
 
 -- ngx.re.gmatch(subject, regex, options?) -> iterator | nil, err; the iterator returns
@@ -99,7 +99,6 @@ function re.gmatch(subj, regex, opts)
 end
 
 -- a replacement template: "$0", "$1", "${12}", "$$" -> list of literals and numbers
-local templates = setmetatable({}, { __mode = "k" })
 local function template(s)
     local parts, i, n = {}, 1, #s
     local lit = {}
