@@ -198,4 +198,20 @@ describe("gl.compat.ngx with redis-server and a lua-resty-redis style client", f
         assert.is_true(helper.wait_until(function() return compat.pool_size("short-idle") == 0 end, 2))
         assert.is_true(gl.clock() - t0 >= 0.08)
     end))
+    it("a pipeline of 20000 commands runs in one round trip, bounded in time", green(function()
+        local red = client()
+        red:init_pipeline(20000)
+        for i = 1, 10000 do red:set("pk" .. i, i) end
+        for i = 1, 10000 do red:get("pk" .. i) end
+        local t0 = gl.clock()
+        local res = assert(red:commit_pipeline())
+        local dt = gl.clock() - t0
+        assert.equal(20000, #res)
+        for i = 1, 10000 do assert.equal("OK", res[i]); assert.equal(tostring(i), res[10000 + i]) end
+        assert.is_true(dt < 5, "pipeline took " .. dt .. " s")
+        red:init_pipeline()
+        for i = 1, 10000 do red:del("pk" .. i) end
+        assert.equal(10000, #assert(red:commit_pipeline()))
+        red:close()
+    end, 15))
 end)

@@ -123,4 +123,63 @@ describe("gl.compat.ngx", function()
         assert.is_true(ngx.now() - n0 >= 0.04 and math.abs(ngx.now() - os.time()) < 2)
         assert.equal("null", tostring(ngx.null))
     end))
+    it("receiveuntil with a size hands out chunks, then nil at the boundary (multipart style)",
+        green(function()
+            local body = "preamble\r\n--abcedhb\r\npart one data\r\n--abcedhb--"
+            local port, stop = server(function(c)
+                -- dribble the body out in small writes so the boundary straddles reads
+                for i = 1, #body, 5 do c:sendall(body:sub(i, i + 4)); gl.sleep(0.002) end
+                c:close()
+            end)
+            local s = ngx.socket.tcp(); assert(s:connect("127.0.0.1", port))
+            local reader = s:receiveuntil("\r\n--abcedhb")
+            local chunks = {}
+            while true do
+                local data, err = reader(4)
+                if not data then assert.is_nil(err); break end
+                assert.is_true(#data <= 4)
+                chunks[#chunks + 1] = data
+            end
+            assert.equal("preamble", table.concat(chunks))
+            assert.equal("\r\n", s:receive(2))
+            chunks = {}
+            while true do
+                local data, err = reader(4)
+                if not data then assert.is_nil(err); break end
+                chunks[#chunks + 1] = data
+            end
+            assert.equal("part one data", table.concat(chunks))
+            assert.equal("--", s:receive("*a"))
+            stop()
+        end))
+
+    it("reads across chunk boundaries: CRLF split, a big count with bytes left over", green(function()
+        local big = string.rep("z", 300000)
+        local port, stop = server(function(c)
+            c:sendall("line one\r"); gl.sleep(0.01); c:sendall("\nline\rtwo\n")
+            c:sendall(big .. "after\n")
+            c:close()
+        end)
+        local s = ngx.socket.tcp(); assert(s:connect("127.0.0.1", port))
+        assert.equal("line one", s:receive())
+        assert.equal("linetwo", s:receive()) -- every CR is dropped from a *l line
+        assert.equal(big, s:receive(#big))
+        assert.equal("after", s:receive("*l"))
+        assert.same({ nil, "closed", "" }, { s:receive(1) })
+        stop()
+    end))
+
+    it("a peer reset reads as 'connection reset by peer' and closes the cosocket", green(function()
+        local port, stop = server(function(c)
+            c:read("l")
+            c:setoption("linger", 0) -- close with RST
+            c:close()
+        end)
+        local s = ngx.socket.tcp(); assert(s:connect("127.0.0.1", port))
+        s:send("go\n")
+        local d, err = s:receive()
+        assert.is_nil(d); assert.equal("connection reset by peer", err)
+        assert.same({ nil, "closed" }, { s:send("x") })
+        stop()
+    end))
 end)

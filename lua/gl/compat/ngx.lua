@@ -261,18 +261,41 @@ local function flatten(t, out)
     end
 end
 
-local function err_map(err)
+-- gl's error text as lua-nginx-module words it: "closed", "timeout", else the lower-case
+-- strerror text ("connection refused", "connection reset by peer", "broken pipe")
+local errno_words = { [104] = "connection reset by peer", [32] = "broken pipe" } -- Linux
+local function err_map(err, code)
+    if code and errno_words[code] then return errno_words[code] end
     if err == nil then return "closed" end
     local e = tostring(err)
-    if e:find("refused", 1, true) then return "connection refused" end
-    if e:find("timeout", 1, true) or e:find("timed out", 1, true) then return "timeout" end
-    if e:find("closed", 1, true) or e:find("reset", 1, true) or e:find("EPIPE") or e:find("pipe", 1, true) then return "closed" end
-    return e
+    if e == "closed" or e == "timeout" then return e end
+    if e:find("timed out", 1, true) then return "timeout" end
+    return (e:gsub("^tls: ", ""):lower())
+end
+
+-- The read buffer: self.buf holds bytes read ahead, unread from index self.bpos on (so a
+-- run of small reads costs no copying of the rest). Count and "*a" reads collect chunks in
+-- a list and join them once.
+local function avail(self) return #self.buf - self.bpos + 1 end
+
+local function take(self, n)
+    local b, p = self.buf, self.bpos
+    local r = b:sub(p, p + n - 1)
+    p = p + n
+    if p > #b then self.buf, self.bpos = "", 1 else self.bpos = p end
+    return r
+end
+
+local function take_all(self)
+    local r = self.buf:sub(self.bpos)
+    self.buf, self.bpos = "", 1
+    return r
 end
 
 ngx.socket = {}
 function ngx.socket.tcp()
-    return setmetatable({ connect_timeout = 60, send_timeout = 60, read_timeout = 60, reused = 0 }, tcp)
+    return setmetatable({ connect_timeout = 60, send_timeout = 60, read_timeout = 60, reused = 0,
+        buf = "", bpos = 1 }, tcp)
 end
 ngx.socket.stream = ngx.socket.tcp
 
@@ -304,7 +327,7 @@ function tcp:connect(host, port, opts)
         self.sock = item.sock
         self.reused = item.reused + 1
         self.ssl, self.session = item.ssl, item.session
-        self.buf = ""
+        self.buf, self.bpos = "", 1
         -- kill yields: the pool is consistent before it does
         if item.watcher then item.watcher:kill() end
         return 1
@@ -316,7 +339,7 @@ function tcp:connect(host, port, opts)
         sock, err = gl.connect(host, tonumber(port), { timeout = self.connect_timeout })
     end
     if not sock then return nil, err_map(err) end
-    self.sock, self.reused, self.buf, self.ssl, self.session = sock, 0, "", nil, nil
+    self.sock, self.reused, self.buf, self.bpos, self.ssl, self.session = sock, 0, "", 1, nil, nil
     return 1
 end
 
@@ -337,9 +360,9 @@ function tcp:send(data)
     elseif data == nil then data = "nil"
     elseif ty ~= "string" then error("bad argument #1 to 'send' (bad data type " .. ty .. " found)", 2) end
     sock:settimeout(self.send_timeout)
-    local ok, err = sock:sendall(data)
+    local ok, err, code = sock:sendall(data)
     if not ok then
-        err = err_map(err)
+        err = err_map(err, code)
         if err ~= "timeout" then self:_drop() end
         return nil, err
     end
@@ -394,7 +417,7 @@ function tcp:sslhandshake(reused_session, server_name, ssl_verify, send_status_r
         if reused_session == false then return true end
         return self.session or true
     end
-    if #self.buf > 0 then return nil, "unread data in buffer" end
+    if avail(self) > 0 then return nil, "unread data in buffer" end
     local opts = { verify = ssl_verify == true, hostname = server_name or false,
         cafile = M.config.ssl_trusted_certificate }
     if reused_session and getmetatable(reused_session) == session_mt then
@@ -422,113 +445,143 @@ function tcp:sslhandshake(reused_session, server_name, ssl_verify, send_status_r
     return sess
 end
 
--- fill the buffer with one more chunk; returns true or nil, err
-function tcp:_fill()
+-- one recv of up to n bytes into the buffer; true or nil, err
+function tcp:_fill(n)
     self.sock:settimeout(self.read_timeout)
-    local d, err = self.sock:recv(65536)
-    if not d or d == "" then return nil, err_map(err) end
-    self.buf = self.buf .. d
+    local d, err, code = self.sock:recv(n or 65536)
+    if not d or d == "" then return nil, err_map(err, code) end
+    if self.bpos > #self.buf then
+        self.buf, self.bpos = d, 1
+    elseif self.bpos > 1 then
+        self.buf, self.bpos = self.buf:sub(self.bpos) .. d, 1
+    else
+        self.buf = self.buf .. d
+    end
     return true
 end
 
+-- a failed read: the partial data goes back to the caller; only a timeout keeps the socket
+function tcp:_fail(err, partial)
+    if err ~= "timeout" then self:_drop() end
+    return nil, err, partial
+end
+
+local function receive_count(self, n)
+    local have = avail(self)
+    if have >= n then return take(self, n) end
+    local parts = { take_all(self) }
+    local sock = self.sock
+    sock:settimeout(self.read_timeout)
+    while have < n do
+        local want = n - have
+        local d, err, code = sock:recv(want < 65536 and 65536 or (want < 1048576 and want or 1048576))
+        if not d or d == "" then return self:_fail(err_map(err, code), table.concat(parts)) end
+        if #d > want then
+            parts[#parts + 1] = d:sub(1, want)
+            self.buf, self.bpos = d, want + 1
+        else
+            parts[#parts + 1] = d
+        end
+        have = have + #d
+    end
+    return table.concat(parts)
+end
+
+-- sock:receive("*l" | "*a" | n) -> data | nil, err, partial
 function tcp:receive(pat)
     if not self.sock then return nil, "closed" end
     pat = pat or "*l"
     if type(pat) == "number" or tonumber(pat) then
         local n = math.tointeger(tonumber(pat))
         if not n or n < 0 then error("bad argument #1 to 'receive' (bad pattern argument)", 2) end
-        while #self.buf < n do
-            local ok, err = self:_fill()
-            if not ok then
-                local partial = self.buf
-                if err ~= "timeout" then self.buf = ""; self:_drop() else self.buf = "" end
-                return nil, err, partial
-            end
-        end
-        local r = self.buf:sub(1, n)
-        self.buf = self.buf:sub(n + 1)
-        return r
+        return receive_count(self, n)
     elseif pat == "*l" or pat == "l" then
+        local from = self.bpos
         while true do
-            local i = self.buf:find("\n", 1, true)
+            local i = self.buf:find("\n", from, true)
             if i then
-                local line = self.buf:sub(1, i - 1):gsub("\r", "")
-                self.buf = self.buf:sub(i + 1)
+                local line = self.buf:sub(self.bpos, i - 1)
+                if self.buf:byte(i - 1) == 13 or line:find("\r", 1, true) then
+                    line = line:gsub("\r", "") -- every CR is dropped, as lua-nginx-module does
+                end
+                take(self, i - self.bpos + 1)
                 return line
             end
+            local seen = avail(self)
             local ok, err = self:_fill()
-            if not ok then
-                local partial = self.buf
-                self.buf = ""
-                if err ~= "timeout" then self:_drop() end
-                return nil, err, partial
-            end
+            if not ok then return self:_fail(err, take_all(self)) end
+            from = self.bpos + seen
         end
     elseif pat == "*a" or pat == "a" then
+        local parts = { take_all(self) }
+        local sock = self.sock
+        sock:settimeout(self.read_timeout)
         while true do
-            local ok, err = self:_fill()
-            if not ok then
-                local all = self.buf
-                self.buf = ""
-                if err == "closed" then self:_drop(); return all end
-                return nil, err, all
+            local d, err, code = sock:recv(65536)
+            if not d or d == "" then
+                err = err_map(err, code)
+                if err == "closed" then self:_drop(); return table.concat(parts) end
+                return self:_fail(err, table.concat(parts))
             end
+            parts[#parts + 1] = d
         end
     end
     error("bad argument #1 to 'receive' (bad pattern argument)", 2)
 end
 
+-- sock:receiveany(max) -> what is there (at most max bytes) | nil, err
 function tcp:receiveany(max)
     if not self.sock then return nil, "closed" end
     max = math.tointeger(tonumber(max))
     if not max or max <= 0 then error("bad argument #1 to 'receiveany' (bad max argument)", 2) end
-    if #self.buf == 0 then
-        local ok, err = self:_fill()
+    if avail(self) == 0 then
+        local ok, err = self:_fill(max < 65536 and max or 65536)
         if not ok then
             if err ~= "timeout" then self:_drop() end
             return nil, err
         end
     end
-    local r = self.buf:sub(1, max)
-    self.buf = self.buf:sub(max + 1)
-    return r
+    return take(self, math.min(max, avail(self)))
 end
 
+-- sock:receiveuntil(pattern [, {inclusive = true}]) -> reader; reader([size]) returns the
+-- data before the pattern (consuming the pattern). With size, it returns at most size bytes
+-- per call and then nil once the pattern was reached; the next call starts over.
 function tcp:receiveuntil(pattern, opts)
-    if type(pattern) ~= "string" or pattern == "" then error("bad argument #1 to 'receiveuntil' (pattern is empty)", 2) end
+    if type(pattern) ~= "string" or pattern == "" then
+        error("bad argument #1 to 'receiveuntil' (pattern is empty)", 2)
+    end
     local inclusive = opts and opts.inclusive
     local done = false
     return function(size)
-        if done then done = false end
+        if done then done = false; return nil end
         if not self.sock then return nil, "closed" end
+        if size ~= nil then
+            size = math.tointeger(size)
+            if not size or size <= 0 then error("bad argument #1 to 'reader' (bad size)", 2) end
+        end
+        local from = self.bpos
         while true do
-            local i, j = self.buf:find(pattern, 1, true)
+            local i, j = self.buf:find(pattern, from, true)
             if i then
-                if size and i - 1 > size then
-                    local r = self.buf:sub(1, size)
-                    self.buf = self.buf:sub(size + 1)
-                    return r
-                end
-                local r = inclusive and self.buf:sub(1, j) or self.buf:sub(1, i - 1)
-                self.buf = self.buf:sub(j + 1)
+                local before = i - self.bpos
+                if size and before > size then return take(self, size) end
+                local r = take(self, before)
+                local pat = take(self, j - i + 1)
+                if inclusive then r = r .. pat end
                 if size then
-                    if r == "" or (inclusive and false) then return nil, nil, nil end
+                    if r == "" then return nil end
                     done = true
                 end
                 return r
             end
-            if size and #self.buf > size + #pattern then
-                local r = self.buf:sub(1, size)
-                self.buf = self.buf:sub(size + 1)
-                return r
-            end
+            -- bytes that cannot start the pattern may go out already when a size is given
+            local safe = avail(self) - (#pattern - 1)
+            if size and safe >= size then return take(self, size) end
+            local seen = avail(self)
             local ok, err = self:_fill()
-            if not ok then
-                local partial = self.buf
-                self.buf = ""
-                if err ~= "timeout" then self:_drop() end
-                return nil, err, partial
-            end
+            if not ok then return self:_fail(err, take_all(self)) end
+            from = self.bpos + math.max(0, seen - (#pattern - 1))
         end
     end
 end
@@ -536,14 +589,14 @@ end
 function tcp:close()
     if not self.sock then return nil, "closed" end
     self:_drop()
-    self.buf = ""
+    self.buf, self.bpos = "", 1
     return 1
 end
 
 function tcp:setkeepalive(timeout, size)
     local sock = self.sock
     if not sock then return nil, "closed" end
-    if #self.buf > 0 then self:close(); return nil, "unread data in buffer" end
+    if avail(self) > 0 then self:close(); return nil, "unread data in buffer" end
     local name = self.pool
     size = size or 30
     if timeout == nil or timeout == 0 then timeout = 60000 end -- lua_socket_keepalive_timeout
@@ -621,8 +674,8 @@ function udp:send(data)
         data = table.concat(out)
     elseif type(data) ~= "string" then data = tostring(data) end
     sock:settimeout(self.timeout)
-    local n, err = sock:send(data)
-    if not n then return nil, err_map(err) end
+    local n, err, code = sock:send(data)
+    if not n then return nil, err_map(err, code) end
     return 1
 end
 
@@ -634,8 +687,8 @@ function udp:receive(size)
     if size <= 0 then error("bad argument #1 to 'receive' (size must be positive)", 2) end
     if size > 65536 then size = 65536 end
     sock:settimeout(self.timeout)
-    local d, err = sock:recv(size)
-    if not d then return nil, err_map(err) end
+    local d, err, code = sock:recv(size)
+    if not d then return nil, err_map(err, code) end
     return d
 end
 
