@@ -243,6 +243,62 @@ ngx.crc32_short = ngx.crc32_long
 
 ngx.re = require "gl.compat.ngx.re"
 
+-- URI escaping as nginx's component escaping: all but A-Z a-z 0-9 - . _ ~ becomes %XX
+function ngx.escape_uri(s)
+    s = str_arg(s, "escape_uri")
+    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+function ngx.unescape_uri(s)
+    s = str_arg(s, "unescape_uri")
+    return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- ngx.encode_args(t): "k=v&k2" (true -> the bare key, false left out, lists repeat the key)
+function ngx.encode_args(t)
+    if type(t) ~= "table" then error("bad argument #1 to 'encode_args' (table expected)", 2) end
+    local out = {}
+    local function one(k, v)
+        if v == true then out[#out + 1] = ngx.escape_uri(k)
+        elseif v ~= false then out[#out + 1] = ngx.escape_uri(k) .. "=" .. ngx.escape_uri(tostring(v)) end
+    end
+    for k, v in pairs(t) do
+        k = tostring(k)
+        if type(v) == "table" then
+            for _, item in ipairs(v) do one(k, item) end
+        else
+            one(k, v)
+        end
+    end
+    return table.concat(out, "&")
+end
+
+-- ngx.decode_args(s [, max_args = 100]) -> table (repeated keys become lists)
+function ngx.decode_args(s, max)
+    s = str_arg(s, "decode_args")
+    max = max or 100
+    local t, n = {}, 0
+    for part in s:gmatch("[^&]+") do
+        if max > 0 and n >= max then break end
+        n = n + 1
+        local k, v = part:match("^([^=]*)=(.*)$")
+        if k then v = ngx.unescape_uri(v) else k, v = part, true end
+        k = ngx.unescape_uri(k)
+        local old = t[k]
+        if old == nil then t[k] = v
+        elseif type(old) == "table" then old[#old + 1] = v
+        else t[k] = { old, v } end
+    end
+    return t
+end
+
+-- there is no nginx request: ngx.req's functions raise, ngx.var reads nil, phase "timer"
+ngx.req = setmetatable({}, { __index = function(_, k)
+    return function() error("ngx.req." .. tostring(k) .. ": no request (gl.compat.ngx runs outside nginx)", 2) end
+end })
+ngx.var = {}
+ngx.ctx = {}
+function ngx.get_phase() return "timer" end
+
 -- the cosocket
 local pools = {}          -- name -> list of idle {sock, watcher, reused}
 local tcp = {}
@@ -706,6 +762,18 @@ local function table_clear(t) for k in pairs(t) do t[k] = nil end end
 function M.install()
     _G.ngx = ngx
     package.loaded.ngx = ngx
+    if _G.unpack == nil then _G.unpack = table.unpack end -- Lua 5.1's, which resty code uses
+    -- LuaJIT-only modules: narrow stand-ins, only where no real one can be found
+    local function missing(name)
+        return not package.loaded[name] and not package.preload[name]
+            and not package.searchpath(name, package.path) and not package.searchpath(name, package.cpath)
+    end
+    if missing("ffi") then package.preload.ffi = function() return require "gl.compat.ngx.ffi" end end
+    for _, name in ipairs({ "string", "md5", "sha1", "sha256", "sha512" }) do
+        if missing("resty." .. name) then
+            package.preload["resty." .. name] = function() return require("gl.compat.ngx.resty_string")[name] end
+        end
+    end
     package.loaded["ngx.semaphore"] = require "gl.compat.ngx.semaphore"
     package.loaded.bit = package.loaded.bit or require "gl.compat.ngx.bit"
     package.loaded["table.new"] = table_new
