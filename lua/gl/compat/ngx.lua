@@ -47,43 +47,60 @@ function ngx.sleep(sec)
     ngx.update_time()
 end
 
--- ngx.thread
+-- ngx.thread: light threads as green threads. Each record wakes the waiters registered in
+-- it when its thread ends (killed included).
 ngx.thread = {}
 local thread_mt = { __name = "ngx.thread" }
+
 function ngx.thread.spawn(fn, ...)
-    local t = setmetatable({}, thread_mt)
+    if type(fn) ~= "function" then
+        error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+    end
+    local t = setmetatable({ waiters = {} }, thread_mt)
     local args = table.pack(...)
     t.gt = gl.spawn(function()
-        local r = table.pack(pcall(fn, table.unpack(args, 1, args.n)))
-        t.result = r
-        return true
+        t.result = table.pack(pcall(fn, table.unpack(args, 1, args.n)))
+    end)
+    t.gt:link(function()
+        t.ended = true
+        for ev in pairs(t.waiters) do if not ev:ready() then ev:send(true) end end
     end)
     return t
 end
+
+-- ngx.thread.wait(t1, ...) -> true, results... | false, err: the first of them to end
 function ngx.thread.wait(...)
     local n = select("#", ...)
     if n == 0 then error("at least one coroutine should be specified", 2) end
     local ths = { ... }
+    for i = 1, n do
+        if getmetatable(ths[i]) ~= thread_mt then
+            error(("bad argument #%d to 'wait' (ngx.thread expected)"):format(i), 2)
+        end
+    end
     while true do
         for i = 1, n do
             local t = ths[i]
-            if t.result and not t.waited then
+            if t.waited or t.killed then return false, "already waited or killed" end
+            if t.ended then
                 t.waited = true
                 local r = t.result
+                if not r then return false, "killed" end
                 if r[1] then return true, table.unpack(r, 2, r.n) end
                 return false, r[2]
             end
         end
         local ev = gl.Event()
-        local fired = false
-        for i = 1, n do
-            ths[i].gt:link(function() if not fired then fired = true; ev:send(true) end end)
-        end
+        for i = 1, n do ths[i].waiters[ev] = true end
         ev:wait()
+        for i = 1, n do ths[i].waiters[ev] = nil end
     end
 end
+
+-- ngx.thread.kill(t) -> true | nil, "already terminated"
 function ngx.thread.kill(t)
-    if t.result or t.killed then return nil, "already terminated" end
+    if getmetatable(t) ~= thread_mt then error("bad argument #1 to 'kill' (ngx.thread expected)", 2) end
+    if t.ended or t.killed then return nil, "already terminated" end
     t.killed = true
     t.gt:kill()
     return true
