@@ -954,6 +954,52 @@ static int tls_tostring(lua_State *L)
     return 1;
 }
 
+/* ---- sessions (resumption for clients: gl.compat.ngx's sslhandshake) ---- */
+
+#define SESS_MT "gl.tlssession"
+
+static int sess_gc(lua_State *L)
+{
+    SSL_SESSION **p = luaL_checkudata(L, 1, SESS_MT);
+    if (*p)
+        SSL_SESSION_free(*p);
+    *p = NULL;
+    return 0;
+}
+
+/* tsock:_session() -> session | nil: the connection's current session (its own reference) */
+static int tls_session(lua_State *L)
+{
+    SSL *ssl = conn_ssl(L, tls_check(L, 1));
+    SSL_SESSION *sess = SSL_get1_session(ssl);
+    if (!sess || !SSL_SESSION_is_resumable(sess)) {
+        if (sess)
+            SSL_SESSION_free(sess);
+        lua_pushnil(L);
+        return 1;
+    }
+    SSL_SESSION **p = lua_newuserdatauv(L, sizeof *p, 0);
+    *p = sess;
+    luaL_setmetatable(L, SESS_MT);
+    return 1;
+}
+
+/* tsock:_set_session(session) -> true: offer session for resumption (before the handshake) */
+static int tls_set_session(lua_State *L)
+{
+    SSL *ssl = conn_ssl(L, tls_check(L, 1));
+    SSL_SESSION **p = luaL_checkudata(L, 2, SESS_MT);
+    lua_pushboolean(L, *p && SSL_set_session(ssl, *p) == 1);
+    return 1;
+}
+
+/* tsock:session_reused() -> whether the handshake resumed an offered session */
+static int tls_session_reused(lua_State *L)
+{
+    lua_pushboolean(L, SSL_session_reused(conn_ssl(L, tls_check(L, 1))) == 1);
+    return 1;
+}
+
 int gl_open_tls(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"handshake", tls_handshake},
@@ -964,12 +1010,19 @@ int gl_open_tls(lua_State *L)
                                        {"servername", tls_servername},
                                        {"shutdown", tls_shutdown},
                                        {"_wrap_accepted", tls_wrap_accepted},
+                                       {"_session", tls_session},
+                                       {"_set_session", tls_set_session},
+                                       {"session_reused", tls_session_reused},
                                        {NULL, NULL}};
     static const luaL_Reg ctx_meta[] = {{"__gc", ctx_gc}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"tls_context", l_context}, {"tls_wrap", l_wrap}, {NULL, NULL}};
     luaL_newmetatable(L, CTX_MT);
     luaL_setfuncs(L, ctx_meta, 0);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, SESS_MT);
+    lua_pushcfunction(L, sess_gc);
+    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     gl_sock_setup_metatable(L, GL_TLS_MT);
     luaL_getmetatable(L, GL_TLS_MT); /* stack: core, mt */

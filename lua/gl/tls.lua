@@ -39,7 +39,7 @@ local known = {
     server_side = "boolean", certfile = "string", keyfile = "string", cafile = "string",
     capath = "string", verify = "boolean", hostname = "string|boolean", alpn = "table",
     ciphers = "string", ciphersuites = "string", min_version = "string|number",
-    max_version = "string|number", sni = "table",
+    max_version = "string|number", sni = "table", session = "userdata",
 }
 
 local function check_opts(opts)
@@ -155,6 +155,7 @@ function M.wrap_ssl(sock, opts)
     local _ <close> = setmetatable({}, { __close = function()
         if not done then tsock:close() end
     end })
+    if opts.session then tsock:_set_session(opts.session) end -- resumption offered
     local ok, herr, code = tsock:handshake()
     if not ok then return nil, herr, code end
     done = true

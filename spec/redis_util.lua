@@ -1,0 +1,65 @@
+-- A real redis-server for specs: a free loopback port, its own config and data in a temp
+-- dir (no persistence), a Unix socket beside it; started in the background and stopped by
+-- PID. tools/install-deps installs redis-server; a missing one fails the spec.
+local gl = require "gl"
+local proc = require "proc"
+
+local M = {}
+
+M.BIN = os.getenv("REDIS_SERVER") or "/usr/bin/redis-server"
+
+local function free_port()
+    local s = assert(gl.listen("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    return port
+end
+
+-- Starts redis-server; opts.timeout is its idle-client timeout in seconds (0 = never).
+-- Returns a handle {port, unix, dir, h}; stop it with M.stop(handle).
+function M.start(opts)
+    opts = opts or {}
+    local f = io.open(M.BIN)
+    assert(f, M.BIN .. " is missing: run tools/install-deps (redis-server)")
+    f:close()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 700 " .. proc.quote(dir)))
+    local port = free_port()
+    local unix = dir .. "/redis.sock"
+    local conf = table.concat({
+        "bind 127.0.0.1",
+        "port " .. port,
+        "unixsocket " .. unix,
+        "unixsocketperm 700",
+        "dir " .. dir,
+        "save \"\"",
+        "appendonly no",
+        "daemonize no",
+        "protected-mode yes",
+        "timeout " .. (opts.timeout or 0),
+        "hz 50",
+        "loglevel notice",
+        "logfile \"\"",
+        "",
+    }, "\n")
+    local cf = assert(io.open(dir .. "/redis.conf", "w"))
+    cf:write(conf)
+    cf:close()
+    local h = proc.start(proc.quote(M.BIN) .. " " .. proc.quote(dir .. "/redis.conf"))
+    local ok, err = pcall(proc.wait_for, h, "[Rr]eady to accept connections", 10)
+    if not ok then
+        proc.stop(h)
+        os.execute("rm -rf " .. proc.quote(dir))
+        error(err, 2)
+    end
+    return { port = port, unix = unix, dir = dir, h = h }
+end
+
+function M.stop(r)
+    local out = proc.stop(r.h)
+    os.execute("rm -rf " .. proc.quote(r.dir))
+    return out
+end
+
+return M
