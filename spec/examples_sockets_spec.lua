@@ -48,6 +48,7 @@ except socket.timeout:
     pass
 print("CHAT OK")
 ]]):format(port))
+            pcall(proc.wait_for, h, "Participant left chat%.", 10) -- the server sees the close
             local log = proc.stop(h)
             assert.is_true(ok, out)
             assert.matches("CHAT OK", out)

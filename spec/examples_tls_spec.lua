@@ -33,7 +33,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 
     it("tls_client.lua fetches from tls_echoserver.lua, verifying its certificate",
         green(function()
-            local h, port = start_server(0.5)
+            local h, port = start_server(0.5 * proc.SLOWDOWN)
             local out = run_bg(("%s examples/tls_client.lua localhost %d /hello %s"):format(GL,
                 port, proc.quote(dir .. "/server.pem")))
             assert.matches("connected: TLSv1.3", out, 1, true)
@@ -50,7 +50,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     end, 20))
 
     it("tls_echoserver.lua echoes for openssl s_client", green(function()
-        local h, port = start_server(0.5)
+        local h, port = start_server(0.5 * proc.SLOWDOWN)
         local input = proc.tempfile("line one\nline two\n")
         local out = run_bg(("openssl s_client -connect 127.0.0.1:%d -CAfile %s -brief -ign_eof")
             :format(port, proc.quote(dir .. "/server.pem")), { stdin = input })
