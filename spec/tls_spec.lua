@@ -217,6 +217,26 @@ describe("gl.wrap_ssl", function()
             stop()
         end, 15))
 
+        -- OpenSSL 3 refuses client-initiated renegotiation: the attempt ends that one
+        -- connection (the client sees "no renegotiation"), and the server goes on.
+        it("refuses a client's renegotiation and keeps serving", green(function()
+            local port, stop = tls_server()
+            -- s_client renegotiates on a line "R" read on its own, hence the pauses
+            local out = run_bg(("(sleep 0.3; printf 'before\\n'; sleep 0.3; printf 'R\\n'; "
+                .. "sleep 0.5; printf 'after\\n'; sleep 0.3) | openssl s_client -connect "
+                .. "127.0.0.1:%d -tls1_2 -CAfile %s 2>&1"):format(port, proc.quote(path("ca.pem"))),
+                nil, 10)
+            assert.matches("echo: before", out, 1, true)
+            assert.matches("RENEGOTIATING", out, 1, true)
+            assert.matches("no renegotiation", out, 1, true)
+            assert.is_nil(out:find("echo: after", 1, true))
+            local c = client(port)
+            assert.is_truthy(c:write("still here\n"))
+            assert.are.equal("echo: still here", c:read("l"))
+            c:close()
+            stop()
+        end, 15))
+
         it("serves Python's ssl module with ALPN", green(function()
             local port, stop = tls_server(server_opts({ alpn = { "h2", "http/1.1" } }))
             local out = python([[
