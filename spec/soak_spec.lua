@@ -23,7 +23,10 @@ describe("churn soak", function()
                 local fds0, fds1, rss0, rss1, out = soak(count, warmup, kind)
                 assert.are.equal(fds0, fds1, out)
                 assert.matches(("churn %s: %d connections, 0 failed"):format(kind, count), out)
-                assert.is_true((rss1 - rss0) / rss0 < 0.25, out)
+                -- under AddressSanitizer freed memory waits in quarantine: RSS says nothing
+                if not os.getenv("ASAN_OPTIONS") then
+                    assert.is_true((rss1 - rss0) / rss0 < 0.25, out)
+                end
             end, 150))
     end
 end)
