@@ -5,6 +5,7 @@
 #include "dns.h"
 #include "http.h"
 #include "tls.h"
+#include "ws.h"
 
 void gl_open_extras(lua_State *L)
 {
@@ -12,4 +13,5 @@ void gl_open_extras(lua_State *L)
     gl_open_dns(L);
     gl_open_http(L);
     gl_open_tls(L);
+    gl_open_ws(L);
 }
