@@ -147,7 +147,9 @@ local function recv_message(self)
                 end
             elseif op == OP_CLOSE then
                 return on_close(self, data)
-            end -- a pong needs no answer
+            else
+                self.last_pong = data -- a pong needs no answer
+            end
         else
             local parts = self.parts
             if op ~= OP_CONT then
