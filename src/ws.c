@@ -197,5 +197,6 @@ int gl_open_ws(lua_State *L)
         {NULL, NULL},
     };
     luaL_setfuncs(L, funcs, 0);
+    gl_ws_open_deflate(L);
     return 0;
 }

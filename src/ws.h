@@ -7,5 +7,7 @@
 
 /* Adds the ws_* functions to the gl.core table on top. */
 int gl_open_ws(lua_State *L);
+/* ws_deflate.c: adds core.ws_deflate_new (permessage-deflate) to the table on top. */
+void gl_ws_open_deflate(lua_State *L);
 
 #endif

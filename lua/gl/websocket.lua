@@ -22,7 +22,6 @@ local WS = {}
 WS.__index = WS
 WS.__name = "gl.websocket"
 
-local function deflate_mod() return require "gl.websocket_deflate" end
 
 local function new(sock, client, o, extra)
     local self = setmetatable({
@@ -171,7 +170,7 @@ local function recv_message(self)
                 local msg = #parts == 1 and parts[1] or concat(parts)
                 self.parts, self.nbuf = nil, 0
                 if self.compressed then
-                    local out, err = self.deflate:inflate(msg, self.max)
+                    local out, err = self.deflate:inflate(msg, self.zmax or self.max)
                     if not out then
                         if err == "too big" then return fail(self, 1009, "message too big") end
                         return fail(self, 1007, "bad compressed data: " .. tostring(err))
@@ -220,7 +219,7 @@ function WS:send(data, kind)
     if self.state ~= "open" then return nil, "closed" end
     local rsv = 0
     local d = self.deflate
-    if d and #data >= d.threshold then
+    if d and #data >= self.zthreshold then
         data, rsv = d:deflate(data), 4
     end
     return write(self, ws_frame(op, data, true, self.client, rsv))
@@ -281,6 +280,96 @@ end
 
 function WS:closed()
     return self.state == "closed"
+end
+
+-- ---- permessage-deflate (RFC 7692) ----
+
+-- Parses a Sec-WebSocket-Extensions value into {name = ..., params = {k = v|true}} offers.
+local function parse_extensions(value)
+    local offers = {}
+    for offer in value:gmatch("[^,]+") do
+        local name, params = nil, {}
+        for part in offer:gmatch("[^;]+") do
+            part = part:match("^%s*(.-)%s*$")
+            if not name then
+                name = part:lower()
+            else
+                local k, v = part:match("^([%w_]+)%s*=%s*\"?([^\"]*)\"?$")
+                if k then params[k:lower()] = v else params[part:lower()] = true end
+            end
+        end
+        if name then offers[#offers + 1] = { name = name, params = params } end
+    end
+    return offers
+end
+
+local function window_bits(v)
+    local n = tonumber(v)
+    if math.type(n) == "integer" and n >= 9 and n <= 15 then return n end
+    return nil -- zlib cannot make raw deflate streams with an 8-bit window
+end
+
+local function deflate_opts(d)
+    if d == true then return {} end
+    if type(d) ~= "table" then error("gl.websocket: option deflate: true or a table", 4) end
+    return d
+end
+
+local known_params = { server_no_context_takeover = true, client_no_context_takeover = true,
+    server_max_window_bits = true, client_max_window_bits = true }
+
+-- Server side: the first acceptable offer -> extra fields for the connection, response
+local function server_negotiate(header, dopt)
+    local d = deflate_opts(dopt)
+    for _, offer in ipairs(parse_extensions(header)) do
+        local p = offer.params
+        local ok = offer.name == "permessage-deflate"
+        for k in pairs(p) do if not known_params[k] then ok = false end end
+        local bits = 15
+        if ok and p.server_max_window_bits then
+            bits = window_bits(p.server_max_window_bits)
+            ok = bits ~= nil
+        end
+        if ok and p.client_max_window_bits and p.client_max_window_bits ~= true then
+            ok = tonumber(p.client_max_window_bits) ~= nil
+        end
+        if ok then
+            local reset_out = p.server_no_context_takeover or d.no_context_takeover or false
+            local resp = { "permessage-deflate" }
+            if reset_out then resp[#resp + 1] = "server_no_context_takeover" end
+            if p.server_max_window_bits then resp[#resp + 1] = "server_max_window_bits=" .. bits end
+            if p.client_no_context_takeover then resp[#resp + 1] = "client_no_context_takeover" end
+            return core.ws_deflate_new(bits, d.level, reset_out and true, p.client_no_context_takeover and true),
+                concat(resp, "; "), d
+        end
+    end
+    return nil
+end
+
+local function client_offer(dopt)
+    local d = deflate_opts(dopt)
+    local offer = "permessage-deflate; client_max_window_bits"
+    if d.no_context_takeover then offer = offer .. "; client_no_context_takeover" end
+    return offer
+end
+
+local function client_accept(header, dopt)
+    local d = deflate_opts(dopt)
+    local offers = parse_extensions(header)
+    if #offers ~= 1 or offers[1].name ~= "permessage-deflate" then
+        return nil, "unsupported extension " .. header
+    end
+    local p = offers[1].params
+    for k in pairs(p) do
+        if not known_params[k] then return nil, "unknown permessage-deflate parameter " .. k end
+    end
+    local bits = 15
+    if p.client_max_window_bits then
+        bits = window_bits(p.client_max_window_bits)
+        if not bits then return nil, "unusable client_max_window_bits" end
+    end
+    local reset_out = (p.client_no_context_takeover or d.no_context_takeover) and true or false
+    return core.ws_deflate_new(bits, d.level, reset_out, p.server_no_context_takeover and true), d
 end
 
 -- ---- handshakes ----
@@ -350,10 +439,10 @@ function M.upgrade(req, opts)
     if protocol then lines[#lines + 1] = "Sec-WebSocket-Protocol: " .. protocol .. "\r\n" end
     local extra = { protocol = protocol, remote_addr = req.remote_addr, remote_port = req.remote_port }
     if o.deflate and h["sec-websocket-extensions"] then
-        local d, resp = deflate_mod().server_negotiate(h["sec-websocket-extensions"], o.deflate)
+        local d, resp, dopt = server_negotiate(h["sec-websocket-extensions"], o.deflate)
         if d then
-            extra.deflate = d
-            extra.extensions = resp
+            extra.deflate, extra.extensions = d, resp
+            extra.zthreshold, extra.zmax = dopt.threshold or 32, dopt.max_inflated_bytes
             lines[#lines + 1] = "Sec-WebSocket-Extensions: " .. resp .. "\r\n"
         end
     end
@@ -425,7 +514,7 @@ function M.connect(url, opts)
     local function add(k, v) lines[#lines + 1] = k .. ": " .. tostring(v) .. "\r\n" end
     if o.origin then add("Origin", o.origin) end
     if o.protocols then add("Sec-WebSocket-Protocol", concat(o.protocols, ", ")) end
-    if o.deflate then add("Sec-WebSocket-Extensions", deflate_mod().client_offer(o.deflate)) end
+    if o.deflate then add("Sec-WebSocket-Extensions", client_offer(o.deflate)) end
     for k, v in pairs(o.headers or {}) do add(k, v) end
     lines[#lines + 1] = "\r\n"
     conn:settimeout(timeout)
@@ -456,9 +545,10 @@ function M.connect(url, opts)
     local ext = h["sec-websocket-extensions"]
     if ext then
         if not o.deflate then return failed("websocket: handshake failed: unrequested extension") end
-        local d, derr = deflate_mod().client_accept(ext, o.deflate)
-        if not d then return failed("websocket: handshake failed: " .. derr) end
+        local d, dopt = client_accept(ext, o.deflate)
+        if not d then return failed("websocket: handshake failed: " .. dopt) end
         extra.deflate, extra.extensions = d, ext
+        extra.zthreshold, extra.zmax = dopt.threshold or 32, dopt.max_inflated_bytes
     end
     conn:settimeout(nil)
     return new(conn, true, o, extra)
