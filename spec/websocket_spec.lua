@@ -341,4 +341,39 @@ describe("gl.websocket", function()
         assert.matches("HTTP 403", err)
         srv:stop(1)
     end))
+
+    it("times out a recv and stays usable; close from another thread while one receives",
+        green(function()
+            local srv, port = serve()
+            local c = assert(ws.connect("ws://127.0.0.1:" .. port .. "/echo"))
+            c:settimeout(0.05)
+            assert.are.same({ nil, "timeout" }, { c:recv() })
+            c:settimeout(nil)
+            assert(c:send("later"))
+            assert.are.equal("later", (c:recv()))
+            local got = {}
+            local reader = gl.spawn(function()
+                while true do
+                    local m, kind, code, reason = c:recv()
+                    if not m then
+                        got = { kind, code, reason }
+                        return
+                    end
+                end
+            end)
+            gl.sleep(0.01)
+            assert.matches("already receiving", helper.raises(c.recv, c))
+            assert.is_true(c:close(4005, "done"))
+            reader:wait()
+            assert.is_true(c:closed())
+            assert.are.same({ "closed", 4005, "" }, got) -- the server's answer
+            assert(helper.wait_until(function() return seen["/echo"][2] == 4005 end))
+            do
+                local c2 <close> = assert(ws.connect("ws://127.0.0.1:" .. port .. "/scoped"))
+                assert(c2:send("x"))
+            end
+            assert(helper.wait_until(function() return seen["/scoped"] ~= nil end))
+            assert.are.same({ "closed", 1000, "" }, seen["/scoped"])
+            srv:stop(1)
+        end))
 end)

@@ -133,9 +133,9 @@ local function recv_message(self)
         local fin, op, data, rsv = ws_read(sock, need_mask, self.max - self.nbuf, self.rsv_ok,
             self.parts ~= nil)
         if fin == nil then
-            local err, code = op, data
-            if code then return fail(self, code, err) end
+            local err, code = op, data -- a close code (>= 1000), or a socket error's errno
             if err == "timeout" then return nil, "timeout" end
+            if code and code >= 1000 then return fail(self, code, err) end
             drop(self, 1006, "")
             return nil, "closed", self.code, self.reason
         end
