@@ -376,4 +376,47 @@ describe("gl.websocket", function()
             assert.are.same({ "closed", 1000, "" }, seen["/scoped"])
             srv:stop(1)
         end))
+
+    it("keeps frames whole when several green threads send at once", green(function()
+        local srv, port = serve()
+        local c = assert(ws.connect("ws://127.0.0.1:" .. port .. "/echo"))
+        local big = {}
+        for t = 1, 5 do big[t] = ("%d"):format(t):rep(100000) end -- sendall must wait
+        local senders = {}
+        for t = 1, 5 do
+            senders[t] = gl.spawn(function()
+                for _ = 1, 10 do assert(c:send(big[t], "binary")) end
+            end)
+        end
+        local counts = {}
+        for _ = 1, 50 do
+            local m, kind = c:recv()
+            assert.are.equal("binary", kind)
+            local t = tonumber(m:sub(1, 1))
+            assert.is_true(m == big[t], "a message was mixed up")
+            counts[t] = (counts[t] or 0) + 1
+        end
+        for t = 1, 5 do
+            senders[t]:wait()
+            assert.are.equal(10, counts[t])
+        end
+        c:close()
+        srv:stop(1)
+    end, 20))
+
+    it("closes 1009 from the frame header alone for a frame over the 16 MiB default", green(function()
+        local srv, port = serve()
+        local s = handshake(port, "/echo")
+        local header = string.pack(">BBI8", 0x82, 0xff, 16 * 1024 * 1024 + 1) .. "abcd"
+        expect_close(s, header .. "only a few payload bytes", 1009)
+        s = handshake(port, "/echo")
+        header = string.pack(">BBI8", 0x81, 0xff, 16 * 1024 * 1024) .. "abcd"
+        s:sendall(header .. "not all of it") -- exactly the limit: accepted, waits for the rest
+        s:settimeout(0.2)
+        local data, err = s:recv(10)
+        assert.are.same({ nil, "timeout" }, { data, err })
+        s:close()
+        still_serves(port)
+        srv:stop(1)
+    end))
 end)
