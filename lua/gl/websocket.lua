@@ -149,6 +149,11 @@ local function recv_message(self)
             else
                 self.last_pong = data -- a pong needs no answer
             end
+        elseif fin and op ~= OP_CONT and rsv == 0 then -- a whole message in one frame
+            if op == OP_TEXT and ws_utf8(0, data) ~= 0 then
+                return fail(self, 1007, "invalid UTF-8 in a text message")
+            end
+            return data, kinds[op]
         else
             local parts = self.parts
             if op ~= OP_CONT then
