@@ -419,4 +419,40 @@ describe("gl.websocket", function()
         still_serves(port)
         srv:stop(1)
     end))
+
+    it("bounds the close handshake when the peer never answers, and survives a server stop",
+        green(function()
+            local l = assert(gl.listen("127.0.0.1", 0))
+            local _, p2 = l:getsockname()
+            local t = gl.spawn(function()
+                local conn = l:accept()
+                local key
+                while true do
+                    local line = conn:read("l"):gsub("\r$", "")
+                    if line == "" then break end
+                    key = line:match("^Sec%-WebSocket%-Key: (%S+)") or key
+                end
+                conn:sendall("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" ..
+                    "Connection: Upgrade\r\nSec-WebSocket-Accept: " .. core.ws_accept(key) .. "\r\n\r\n")
+                while conn:recv(100) do end -- reads, never answers
+                conn:close()
+                l:close()
+            end)
+            local c = assert(ws.connect("ws://127.0.0.1:" .. p2 .. "/", { close_timeout = 0.2 }))
+            local t0 = gl.clock()
+            assert.is_true(c:close())
+            assert.is_true(gl.clock() - t0 < 1)
+            assert.are.same({ nil, "closed", 1006, "" }, { c:recv() })
+            t:wait()
+
+            local srv, port = serve()
+            local c2 = assert(ws.connect("ws://127.0.0.1:" .. port .. "/echo"))
+            assert(c2:send("x"))
+            assert.are.equal("x", (c2:recv()))
+            srv:stop(0.1) -- cuts the connection under the app
+            local m, err = c2:recv()
+            assert.is_nil(m)
+            assert.are.equal("closed", err)
+            assert.are.same({ nil, "closed" }, { c2:send("late") })
+        end))
 end)

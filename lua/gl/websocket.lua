@@ -56,6 +56,11 @@ end
 local function write(self, frame)
     local lock = self.wlock
     lock:acquire()
+    if self.sock:fileno() < 0 then -- closed under us (a server's stop, a failed send)
+        lock:release()
+        drop(self, 1006, "")
+        return nil, "closed"
+    end
     local ok, sent, err = pcall(self.sock.sendall, self.sock, frame)
     lock:release()
     if not ok then
@@ -66,36 +71,44 @@ local function write(self, frame)
     return true
 end
 
+-- Reads and discards what the peer still sends, until it closes or `sec` seconds pass in
+-- all. A kill or Timeout still goes through (after the socket is closed).
+local function drain(self, sec)
+    local sock = self.sock
+    if sock:fileno() < 0 then return end
+    local deadline = core.clock() + sec
+    local ok, err = pcall(function()
+        while true do
+            local left = deadline - core.clock()
+            if left <= 0 then return end
+            sock:settimeout(left)
+            if not sock:recv(65536) then return end
+        end
+    end)
+    if not ok then
+        drop(self, 1006, "")
+        error(err, 0)
+    end
+end
+
 -- After both close frames: a server closes the TCP connection; a client lets the server
 -- close it first (briefly), so the server does not keep TIME_WAIT.
 local function finish(self)
-    if self.client and self.sock:fileno() >= 0 then
-        self.sock:settimeout(self.close_timeout)
-        pcall(function()
-            while self.sock:recv(4096) do end
-        end)
-    end
+    if self.client then drain(self, self.close_timeout) end
     drop(self)
 end
 
 -- Fails the connection: a close frame with code, then the TCP connection goes (after a
--- bounded drain, so that the close frame is not lost to a reset).
+-- short drain, so that the close frame is not lost to a reset).
 local function fail(self, code, msg)
     if self.state == "open" then
         self.state = "closing"
-        local reason = msg:sub(1, 123)
-        pcall(write, self, ws_frame(OP_CLOSE, pack(">I2", code) .. reason, true, self.client))
+        write(self, ws_frame(OP_CLOSE, pack(">I2", code) .. msg:sub(1, 123), true, self.client))
     end
     self.code, self.reason = code, msg
-    local sock = self.sock
-    if sock:fileno() >= 0 then
-        sock:shutdown("w")
-        sock:settimeout(math.min(self.close_timeout, 1))
-        pcall(function()
-            for _ = 1, 256 do
-                if not sock:recv(65536) then break end
-            end
-        end)
+    if self.sock:fileno() >= 0 then
+        self.sock:shutdown("w")
+        drain(self, math.min(self.close_timeout, 1))
     end
     drop(self)
     return nil, "closed", code, msg
@@ -120,8 +133,7 @@ local function on_close(self, payload)
     self.code, self.reason = code, reason
     if self.state == "open" then -- the peer began: answer with its code
         self.state = "closing"
-        pcall(write, self, ws_frame(OP_CLOSE, code == 1005 and "" or pack(">I2", code), true,
-            self.client))
+        write(self, ws_frame(OP_CLOSE, code == 1005 and "" or pack(">I2", code), true, self.client))
     end
     finish(self)
     return nil, "closed", code, reason
@@ -130,6 +142,10 @@ end
 local function recv_message(self)
     local sock, need_mask = self.sock, not self.client
     while true do
+        if sock:fileno() < 0 then
+            drop(self, 1006, "")
+            return nil, "closed", self.code, self.reason
+        end
         local fin, op, data, rsv = ws_read(sock, need_mask, self.max - self.nbuf, self.rsv_ok,
             self.parts ~= nil)
         if fin == nil then
@@ -142,7 +158,7 @@ local function recv_message(self)
         if op >= 8 then
             if op == OP_PING then
                 if self.state == "open" then
-                    pcall(write, self, ws_frame(OP_PONG, data, true, self.client))
+                    write(self, ws_frame(OP_PONG, data, true, self.client))
                 end
             elseif op == OP_CLOSE then
                 return on_close(self, data)
@@ -252,9 +268,7 @@ function WS:close(code, reason)
     if self.state == "closed" then return true end
     if self.state == "open" then
         self.state = "closing"
-        local ok, sent = pcall(write, self, ws_frame(OP_CLOSE, pack(">I2", code) .. reason, true,
-            self.client))
-        if not ok or not sent then
+        if not write(self, ws_frame(OP_CLOSE, pack(">I2", code) .. reason, true, self.client)) then
             drop(self, 1006, "")
             return true
         end
@@ -267,8 +281,15 @@ function WS:close(code, reason)
         end
         return true
     end
-    self.sock:settimeout(self.close_timeout)
+    -- read on (data still in flight is dropped) until the peer's close frame, in bounded time
+    local deadline = core.clock() + self.close_timeout
     while self.state ~= "closed" do
+        local left = deadline - core.clock()
+        if left <= 0 then
+            drop(self, 1006, "")
+            break
+        end
+        self.sock:settimeout(left)
         local msg, err = self:recv()
         if not msg and err == "timeout" then drop(self, 1006, "") end
     end
