@@ -81,6 +81,7 @@ static int d_inflate(lua_State *L)
             unsigned char *p = (unsigned char *)luaL_prepbuffsize(&b, CHUNK);
             d->in.next_out = p;
             d->in.avail_out = CHUNK;
+            uInt before = d->in.avail_in;
             int rc = inflate(&d->in, Z_SYNC_FLUSH);
             size_t got = CHUNK - d->in.avail_out;
             luaL_addsize(&b, got);
@@ -95,6 +96,10 @@ static int d_inflate(lua_State *L)
             }
             if (rc == Z_BUF_ERROR && got == 0)
                 break; /* needs input it will not get: the tail ends it */
+            if (rc == Z_OK && got == 0 && d->in.avail_in == before) {
+                err = "inflate made no progress"; /* never spin */
+                break;
+            }
             if (rc != Z_OK && rc != Z_BUF_ERROR) {
                 err = d->in.msg ? d->in.msg : "bad compressed data";
                 break;
