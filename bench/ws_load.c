@@ -70,13 +70,26 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:c:s:d:w:u:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'c': nconn = atoi(optarg); break;
-        case 's': size = atoi(optarg); break;
-        case 'd': dur = atof(optarg); break;
-        case 'w': warm = atof(optarg); break;
-        case 'u': path = optarg; break;
-        default: return 2;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'c':
+            nconn = atoi(optarg);
+            break;
+        case 's':
+            size = atoi(optarg);
+            break;
+        case 'd':
+            dur = atof(optarg);
+            break;
+        case 'w':
+            warm = atof(optarg);
+            break;
+        case 'u':
+            path = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (!port || nconn < 1 || nconn > MAXC || size < 1 || size > 65535) {
