@@ -57,6 +57,8 @@ local lazy = {
     StopServe = { "gl.socket", "StopServe" },
     wrap_ssl = { "gl.tls", "wrap_ssl" },
     tls = { "gl.tls" },
+    websocket = { "gl.websocket" },
+    backdoor = { "gl.backdoor" },
 }
 
 setmetatable(gl, {

@@ -78,10 +78,13 @@ function Request:body()
     return text
 end
 
--- req:hijack() -> the connection's socket; the server sends nothing more on it and closes
--- it when the app returns (what gl.websocket.upgrade uses).
-function Request:hijack()
-    getmetatable(self).__index._hijacked = true
+-- req:hijack([after]) -> the connection's socket; the server sends nothing more on it and
+-- closes it when the app returns, after calling after(ok, err) with how the app ended
+-- (what gl.websocket.upgrade uses).
+function Request:hijack(after)
+    local ci = getmetatable(self).__index
+    ci._hijacked = true
+    ci._after_hijack = after
     return self._sock
 end
 
@@ -222,7 +225,10 @@ local function handle(srv, conn, host, port, state)
             status, headers, body, f = 413, plain_headers, reasons[413], f & ~F_KEEP
         else
             ok, status, headers, body = xpcall(app, on_error, req)
-            if cinfo._hijacked then return end
+            if cinfo._hijacked then
+                if cinfo._after_hijack then pcall(cinfo._after_hijack, ok, status) end
+                return
+            end
             if not ok then
                 local e = status
                 if e == core.GreenletExit then error(e, 0) end
