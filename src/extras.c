@@ -5,11 +5,8 @@
 #include "dns.h"
 #include "http.h"
 #include "tls.h"
-<<<<<<< HEAD
 #include "ngx.h"
-=======
 #include "ws.h"
->>>>>>> ws
 
 void gl_open_extras(lua_State *L)
 {
@@ -17,10 +14,7 @@ void gl_open_extras(lua_State *L)
     gl_open_dns(L);
     gl_open_http(L);
     gl_open_tls(L);
-<<<<<<< HEAD
     gl_open_ngx_re(L);
     gl_open_digest(L);
-=======
     gl_open_ws(L);
->>>>>>> ws
 }
