@@ -35,6 +35,16 @@ describe("gl.Timeout", function()
         t:cancel()     -- twice is harmless
     end))
 
+    it("treats math.huge as never, for Timeout and sleep alike", green(function()
+        local t <close> = gl.Timeout(math.huge)
+        assert.is_true(t.pending)
+        local sleeper = gl.spawn(gl.sleep, math.huge)
+        gl.sleep(0.02) -- neither may fire at once (infinity once became an instant)
+        assert.are.equal("suspended", sleeper:status())
+        sleeper:kill()
+        assert.is_true(t.pending)
+    end))
+
     it("never fires with sec == nil", green(function()
         local t <close> = gl.Timeout(nil)
         assert.is_false(t.pending)

@@ -191,8 +191,7 @@ int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
         /* libevent measures from the time cached at the start of this loop pass, and a
          * green thread may have run long since: without this, timers fire early */
         event_base_update_cache_time(base);
-        tv.tv_sec = (time_t)sec;
-        tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
+        tv = gl_timeval(sec);
         tvp = &tv;
     }
     if (event_add(t->ev, tvp) != 0)

@@ -6,6 +6,7 @@
 #include "hub.h"
 
 #include <stdint.h>
+#include <sys/time.h>
 
 enum { GL_T_READY, GL_T_RUNNING, GL_T_PARKED, GL_T_DEAD };
 enum { GL_WAKE_OK, GL_WAKE_TIMEOUT, GL_WAKE_RAISE, GL_WAKE_DEADLOCK };
@@ -38,6 +39,18 @@ struct gl_thread {
 };
 
 #define GL_THREAD_MT "gl.GreenThread"
+
+/* sec >= 0 as a timeval; math.huge and anything past 31 years is 31 years (a wait that
+ * never ends in practice: converting infinity to time_t would be undefined) */
+static inline struct timeval gl_timeval(double sec)
+{
+    if (!(sec < 1e9))
+        sec = 1e9;
+    struct timeval tv;
+    tv.tv_sec = (time_t)sec;
+    tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
 
 /* The green thread L runs in (L may be a user coroutine inside it), or NULL. Each
  * coroutine's extra space holds its green thread; bit 0 marks a user coroutine that is

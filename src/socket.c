@@ -277,8 +277,7 @@ int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunc
     short ev = want == GL_IO_WAIT_READ ? EV_READ : EV_WRITE;
     struct timeval tv, *tvp = NULL;
     if (s->timeout >= 0) {
-        tv.tv_sec = (time_t)s->timeout;
-        tv.tv_usec = (suseconds_t)((s->timeout - (double)tv.tv_sec) * 1e6);
+        tv = gl_timeval(s->timeout);
         tvp = &tv;
     }
     int same = (ev == EV_READ) != writing;

@@ -173,9 +173,7 @@ static int timeout_new(lua_State *L)
     if (sec >= 0) {
         to->ev = evtimer_new(t->hub->base, timeout_cb, to);
         event_base_update_cache_time(t->hub->base); /* see gl_sched_arm */
-        struct timeval tv;
-        tv.tv_sec = (time_t)sec;
-        tv.tv_usec = (suseconds_t)((sec - (double)tv.tv_sec) * 1e6);
+        struct timeval tv = gl_timeval(sec);
         if (!to->ev || evtimer_add(to->ev, &tv) != 0)
             return luaL_error(L, "gl.Timeout: cannot arm the timer");
         to->pending = 1;
