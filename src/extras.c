@@ -5,6 +5,9 @@
 #include "dns.h"
 #include "http.h"
 #include "tls.h"
+#ifdef GL_HAVE_LIBPQ
+#include "pg.h"
+#endif
 
 void gl_open_extras(lua_State *L)
 {
@@ -12,4 +15,7 @@ void gl_open_extras(lua_State *L)
     gl_open_dns(L);
     gl_open_http(L);
     gl_open_tls(L);
+#ifdef GL_HAVE_LIBPQ
+    gl_open_pg(L);
+#endif
 }
