@@ -442,6 +442,29 @@ static int conn_consume(lua_State *L)
     return 1;
 }
 
+/* conn:alive() -> true unless the server is known to have dropped us: reads what the
+ * socket holds (a FATAL message, say) and peeks for its end, never waits. A pool asks this
+ * before lending an idle connection. */
+static int conn_alive(lua_State *L)
+{
+    pg_conn *c = conn_check(L, 1);
+    int ok = c->pg && c->ready && !c->busy && PQstatus(c->pg) == CONNECTION_OK;
+    for (int i = 0; ok && i < 8; i++) {
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+            ok = 0;
+            break;
+        }
+        char b;
+        ssize_t n = recv(PQsocket(c->pg), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            ok = 0; /* the peer's end, or a reset: the next query would fail */
+        if (n < 0)
+            break;
+    }
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
 /* conn:_notify() -> channel, payload, pid | nil: one notification libpq holds */
 static int conn_notify(lua_State *L)
 {
@@ -681,6 +704,7 @@ int gl_open_pg(lua_State *L)
                                        {"_step", conn_step},
                                        {"_consume", conn_consume},
                                        {"_notify", conn_notify},
+                                       {"alive", conn_alive},
                                        {"_notices", conn_notices},
                                        {"_cancel_start", conn_cancel_start},
                                        {"status", conn_status},

@@ -144,14 +144,6 @@ function Conn:notifications()
     end
 end
 
--- conn:alive() -> true when nothing says the server dropped the connection (reads what
--- the socket already holds, never waits)
-function Conn:alive()
-    if self:status() ~= "ok" or self:busy() then return false end
-    if not self:_consume() then return false end
-    return self:status() == "ok"
-end
-
 -- Pool ---------------------------------------------------------------------------
 
 local Pool = {}
