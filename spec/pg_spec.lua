@@ -28,7 +28,9 @@ describe("gl.pg", function()
         local b <close> = assert(pg.connect(("postgresql://postgres@127.0.0.1:%d/postgres")
             :format(server.port)))
         local c <close> = assert(pg.connect(server.socket_conninfo))
-        for _, conn in ipairs { a, b, c } do
+        -- a host name is looked up green (gl.dns), not by libpq's blocking getaddrinfo
+        local d <close> = assert(pg.connect(("host=localhost port=%d user=postgres"):format(server.port)))
+        for _, conn in ipairs { a, b, c, d } do
             assert.equal(42, conn:query("select 42 as v")[1].v)
             assert.equal("ok", conn:status())
         end
@@ -42,6 +44,9 @@ describe("gl.pg", function()
         local c, err = pg.connect(("host=127.0.0.1 port=%d user=postgres"):format(port))
         assert.is_nil(c)
         assert.matches("refused", err)
+        local c3, err3 = pg.connect("host=no-such-host.invalid user=postgres")
+        assert.is_nil(c3)
+        assert.matches("no%-such%-host", err3)
         local c2, err2 = pg.connect("this is not a conninfo")
         assert.is_nil(c2)
         assert.is_string(err2)

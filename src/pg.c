@@ -120,14 +120,58 @@ static int conn_close(lua_State *L)
     return 0;
 }
 
-/* core.pg_connect_start(conninfo) -> conn (connecting) | nil, err */
-static int l_connect_start(lua_State *L)
+/* core.pg_conninfo_parse(conninfo) -> {keyword = value} | nil, err (URI or key=value) */
+static int l_conninfo_parse(lua_State *L)
 {
     const char *info = luaL_checkstring(L, 1);
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(info, &err);
+    if (!opts) {
+        lua_pushnil(L);
+        lua_pushstring(L, err ? err : "gl.pg: cannot parse conninfo");
+        if (err)
+            PQfreemem(err);
+        return 2;
+    }
+    lua_newtable(L);
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (o->val) {
+            lua_pushstring(L, o->val);
+            lua_setfield(L, -2, o->keyword);
+        }
+    }
+    PQconninfoFree(opts);
+    return 1;
+}
+
+/* core.pg_connect_start(params) -> conn (connecting) | nil, err; params is a table of
+ * libpq keywords (as pg_conninfo_parse gives) */
+static int l_connect_start(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "gl.pg: connection parameters must be strings");
+        n++;
+        lua_pop(L, 1);
+    }
+    const char **kv = lua_newuserdatauv(L, sizeof *kv * 2 * ((size_t)n + 1), 0);
+    int i = 0;
+    lua_pushnil(L); /* stack: params, kv, key */
+    while (lua_next(L, 1)) {
+        kv[i] = lua_tostring(L, -2); /* both strings, anchored by params */
+        kv[n + 1 + i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        i++;
+    }
+    kv[n] = NULL;
+    kv[2 * n + 1] = NULL;
     pg_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, PG_MT);
-    c->pg = PQconnectStart(info);
+    c->pg = PQconnectStartParams(kv, kv + n + 1, 0);
     if (!c->pg)
         return luaL_error(L, "gl.pg: out of memory");
     if (PQstatus(c->pg) == CONNECTION_BAD) {
@@ -724,8 +768,10 @@ int gl_open_pg(lua_State *L)
                                               {"result", cancel_result},
                                               {"close", cancel_close},
                                               {NULL, NULL}};
-    static const luaL_Reg funcs[] = {
-        {"pg_connect_start", l_connect_start}, {"pg_libpq_version", l_libpq_version}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"pg_connect_start", l_connect_start},
+                                     {"pg_conninfo_parse", l_conninfo_parse},
+                                     {"pg_libpq_version", l_libpq_version},
+                                     {NULL, NULL}};
 
     luaL_newmetatable(L, PG_MT); /* stack: core, mt */
     luaL_setfuncs(L, meta, 0);

@@ -9,6 +9,7 @@ end
 
 local gl = require "gl"
 local pools = require "gl.pools"
+local dns = require "gl.dns"
 
 local wait_fd = core.wait_fd
 local pack, unpack = table.pack, table.unpack
@@ -37,7 +38,18 @@ function M.connect(conninfo, opts)
     if type(conninfo) ~= "string" then
         error("gl.pg.connect: conninfo must be a string", 2)
     end
-    local c, err = core.pg_connect_start(conninfo)
+    local params, perr0 = core.pg_conninfo_parse(conninfo)
+    if not params then return nil, perr0 end
+    -- libpq would look a host name up with a blocking getaddrinfo: resolve it green and
+    -- hand libpq the address (hostaddr), keeping host for TLS and .pgpass
+    local host = params.host
+    if host and not params.hostaddr and not host:find("[,/]") and host:sub(1, 1) ~= "@" then
+        local addrs, derr = dns.resolve(host)
+        if not addrs then return nil, ("%s: %s"):format(host, derr) end
+        if not addrs[1] then return nil, host .. ": no address" end
+        params.hostaddr = addrs[1]
+    end
+    local c, err = core.pg_connect_start(params)
     if not c then return nil, err end
     local ok, res, perr = pcall(function()
         local want = "write" -- libpq: behave as if the first poll said "writing"
