@@ -250,6 +250,32 @@ describe("gl.pg", function()
         assert(l:unlisten("chan one"))
     end))
 
+    it("raises when a second green thread queries a busy connection", green(function()
+        local c <close> = connect()
+        local gt = gl.spawn(function() return c:query("select pg_sleep(0.2) -- busy case") end)
+        gl.sleep(0.05)
+        assert.is_true(c:busy())
+        assert.has_error(function() c:query("select 1") end,
+            "gl.pg: connection busy (one query at a time per connection)")
+        assert(gt:wait())
+        assert.is_false(c:busy())
+    end))
+
+    it("gl.pools.Pool:discard frees a place and lets a waiter make a new item", green(function()
+        local made = 0
+        local p = gl.pools.Pool { max_size = 1, create = function() made = made + 1; return made end }
+        local first = p:get()
+        local waiter = gl.spawn(function() return p:get() end)
+        gl.sleep(0)
+        assert.equal(1, p:waiting())
+        p:discard(first)
+        assert.equal(2, waiter:wait())
+        assert.equal(2, made)
+        assert.equal(1, p.current_size)
+        p:put(2)
+        assert.equal(1, p:free())
+    end))
+
     describe("pool", function()
         it("serves 50 green threads through 4 connections, never more backends", green(function()
             local app = "glpool" .. math.random(1e6)

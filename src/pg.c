@@ -219,9 +219,9 @@ static int has_nul(const char *s, size_t n)
     return memchr(s, '\0', n) != NULL;
 }
 
-/* conn:_send(sql, ...) -> true | nil, err. Without parameters the simple protocol runs
- * several statements; with them, $n values travel apart from the SQL text: strings as
- * text (binary when they hold a NUL, so bytea gets every byte and text refuses them),
+/* conn:_send(sql, ...) -> "read" | "rw" (what to wait for) | nil, err. Without parameters the
+ * simple protocol runs several statements; with them, $n values travel apart from the SQL text:
+ * strings as text (binary when they hold a NUL, so bytea gets every byte and text refuses them),
  * numbers and booleans as their text, nil and gl.pg.null as NULL. */
 static int conn_send(lua_State *L)
 {
@@ -294,7 +294,16 @@ static int conn_send(lua_State *L)
     if (!ok)
         return push_pg_error(L, PQerrorMessage(c->pg));
     c->busy = 1;
-    lua_pushboolean(L, 1);
+    /* the answer cannot be there yet: say what to wait for without reading the socket */
+    int fl = PQflush(c->pg);
+    if (fl < 0) {
+        c->busy = 0;
+        return push_pg_error(L, PQerrorMessage(c->pg));
+    }
+    if (fl == 1)
+        lua_pushliteral(L, "rw");
+    else
+        lua_pushliteral(L, "read");
     return 1;
 }
 
@@ -494,16 +503,17 @@ static int conn_alive(lua_State *L)
     pg_conn *c = conn_check(L, 1);
     int ok = c->pg && c->ready && !c->busy && PQstatus(c->pg) == CONNECTION_OK;
     for (int i = 0; ok && i < 8; i++) {
-        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
-            ok = 0;
-            break;
-        }
         char b;
         ssize_t n = recv(PQsocket(c->pg), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break; /* nothing came: the usual case costs this one syscall */
+        if (n <= 0) {
             ok = 0; /* the peer's end, or a reset: the next query would fail */
-        if (n < 0)
             break;
+        }
+        /* something came while idle (a FATAL message, a notification): let libpq read it */
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
+            ok = 0;
     }
     lua_pushboolean(L, ok);
     return 1;

@@ -96,11 +96,17 @@ local function abort(c)
     if not (ok and done) then c:close() end
 end
 
+-- the first wait right after sending: nothing can have come back yet
+local function first_wait(c, want, acc)
+    wait_fd(c:socket(), true, want == "rw")
+    return drain(c, acc)
+end
+
 local function run_query(c, ...)
-    local sent, err = c:_send(...)
-    if not sent then return nil, err end
+    local want, err = c:_send(...)
+    if not want then return nil, err end
     local acc = { n = 0 }
-    local ok, done, derr = pcall(drain, c, acc)
+    local ok, done, derr = pcall(first_wait, c, want, acc)
     if not ok then
         abort(c)
         deliver_notices(c)
