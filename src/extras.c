@@ -7,6 +7,9 @@
 #include "tls.h"
 #include "ngx.h"
 #include "ws.h"
+#ifdef GL_HAVE_LIBPQ
+#include "pg.h"
+#endif
 
 void gl_open_extras(lua_State *L)
 {
@@ -17,4 +20,7 @@ void gl_open_extras(lua_State *L)
     gl_open_ngx_re(L);
     gl_open_digest(L);
     gl_open_ws(L);
+#ifdef GL_HAVE_LIBPQ
+    gl_open_pg(L);
+#endif
 }

@@ -2,6 +2,7 @@
 local core = require "gl.core"
 
 local Pool = {}
+local RETRY = {} -- handed to a waiter by discard: try get again
 Pool.__index = Pool
 Pool.__name = "gl.pools.Pool"
 
@@ -38,12 +39,20 @@ function Pool:get()
         return item
     end
     local _, item = self._waiters:park("Pool:get")
+    if item == RETRY then return self:get() end
     return item
 end
 
 function Pool:put(item)
     if self._waiters:wake_one(item) then return end
     self._free[#self._free + 1] = item
+end
+
+-- Drops an item taken with get (broken, say) instead of putting it back: its place is
+-- free again, and a thread waiting in get makes a new one.
+function Pool:discard(_)
+    self.current_size = self.current_size - 1
+    self._waiters:wake_one(RETRY)
 end
 
 function Pool:free()
