@@ -5,6 +5,8 @@
 #include "dns.h"
 #include "http.h"
 #include "tls.h"
+#include "tpool.h"
+#include "subprocess.h"
 
 void gl_open_extras(lua_State *L)
 {
@@ -12,4 +14,6 @@ void gl_open_extras(lua_State *L)
     gl_open_dns(L);
     gl_open_http(L);
     gl_open_tls(L);
+    gl_open_tpool(L);
+    gl_open_subprocess(L);
 }

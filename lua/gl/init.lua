@@ -56,6 +56,8 @@ local lazy = {
     StopServe = { "gl.socket", "StopServe" },
     wrap_ssl = { "gl.tls", "wrap_ssl" },
     tls = { "gl.tls" },
+    tpool = { "gl.tpool" },
+    subprocess = { "gl.subprocess" },
 }
 
 setmetatable(gl, {
