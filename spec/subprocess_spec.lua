@@ -48,15 +48,19 @@ describe("gl.subprocess.run", function()
         -- the tpool's eventfds, the hub's own fds, the sockets: none leaks into the child
         local s = gl.listen("127.0.0.1", 0)
         gl.tpool.execute(function() return 1 end)
-        local r = sp.run { "sh", "-c", "ls /proc/$$/fd" }
+        local r = sp.run { "sh", "-c", "for f in /proc/$$/fd/*; do echo ${f##*/} $(readlink $f); done" }
         s:close()
-        local fds = {}
-        for fd in r.stdout:gmatch("%d+") do fds[#fds + 1] = tonumber(fd) end
-        table.sort(fds)
-        -- sh keeps 0, 1, 2 and maybe one of its own (a saved tty/script fd >= 10)
-        for _, fd in ipairs(fds) do
-            assert.is_true(fd <= 2 or fd >= 10, "fd " .. fd .. " leaked into the child: " .. r.stdout)
+        local sockets = 0
+        for fd, target in r.stdout:gmatch("(%d+) (%S+)") do
+            -- gl's own kinds of fd: epoll/eventfd (hub, tpool) and sockets; only the
+            -- child's stdout and stderr may be sockets
+            assert.is_nil(target:match("anon_inode"), "fd " .. fd .. " leaked: " .. target)
+            if target:match("^socket:") then
+                sockets = sockets + 1
+                assert.is_true(fd == "1" or fd == "2", "socket fd " .. fd .. " leaked")
+            end
         end
+        assert.are.equal(2, sockets, r.stdout)
     end))
 end)
 
