@@ -155,4 +155,81 @@ function M.run(argv, opts)
     }
 end
 
+-- ---- green io.popen and os.execute (gl.monkey_patch) ----
+local File = {}
+File.__index = File
+File.__name = "gl.subprocess.file"
+
+local function fmt(f)
+    if type(f) == "string" then return (f:gsub("^%*", "")) end
+    return f
+end
+
+function File:read(...)
+    if not self._out then return nil, "file not readable" end
+    local n = select("#", ...)
+    if n == 0 then return self._out:read("l") end
+    local args = table.pack(...)
+    for i = 1, n do args[i] = fmt(args[i]) end
+    return self._out:read(table.unpack(args, 1, n))
+end
+function File:lines(...)
+    local args = table.pack(...)
+    if args.n == 0 then args = { "l", n = 1 } end
+    return function() return self:read(table.unpack(args, 1, args.n)) end
+end
+function File:write(...)
+    if not self._in then return nil, "file not writable" end
+    for i = 1, select("#", ...) do
+        local ok, err = self._in:sendall(tostring((select(i, ...))))
+        if not ok then return nil, err end
+    end
+    return self
+end
+function File:flush() return self end
+function File:setvbuf() return true end
+function File:seek() return nil, "illegal seek", 29 end
+-- close() -> as os.execute: ok, "exit"|"signal", n
+function File:close()
+    if self._closed then error("attempt to use a closed file", 2) end
+    self._closed = true
+    if self._in then self._in:close() end
+    if self._out then self._out:close() end
+    return self._p:wait()
+end
+File.__close = function(self) if not self._closed then self:close() end end
+function File:__tostring() return self._closed and "file (closed)" or ("file (%p)"):format(self) end
+
+local orig_popen, orig_execute = io.popen, os.execute
+
+-- a green thread can wait; elsewhere (outside gl's threads) the originals run
+local function green_ok() return coroutine.isyieldable() and core.getcurrent() ~= nil end
+
+function M.io_popen(cmd, mode)
+    if not green_ok() then return orig_popen(cmd, mode) end
+    if type(cmd) ~= "string" then error("bad argument #1 to 'popen' (string expected)", 2) end
+    mode = mode or "r"
+    if mode ~= "r" and mode ~= "w" then error("bad argument #2 to 'popen' (invalid mode)", 2) end
+    local p, err, errno = M.popen({ "/bin/sh", "-c", cmd }, {
+        stdin = mode == "w" and M.PIPE or M.INHERIT,
+        stdout = mode == "r" and M.PIPE or M.INHERIT,
+        stderr = M.INHERIT,
+    })
+    if not p then return nil, err, errno end
+    return setmetatable({ _p = p, _in = p.stdin, _out = p.stdout }, File)
+end
+
+function M.os_execute(cmd)
+    if cmd == nil then return true end
+    if not green_ok() then return orig_execute(cmd) end
+    local p, err = M.popen({ "/bin/sh", "-c", cmd }, { stdin = M.INHERIT, stdout = M.INHERIT, stderr = M.INHERIT })
+    if not p then return nil, "exit", 127 end
+    return p:wait()
+end
+
+function M.patch_os()
+    io.popen = M.io_popen
+    os.execute = M.os_execute
+end
+
 return M
