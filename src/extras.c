@@ -7,6 +7,7 @@
 #include "tls.h"
 #include "tpool.h"
 #include "subprocess.h"
+#include "debug.h"
 
 void gl_open_extras(lua_State *L)
 {
@@ -16,4 +17,5 @@ void gl_open_extras(lua_State *L)
     gl_open_tls(L);
     gl_open_tpool(L);
     gl_open_subprocess(L);
+    gl_open_debug(L);
 }
