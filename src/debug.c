@@ -147,6 +147,37 @@ static void bd_stop(void)
     bd.running = 0;
 }
 
+/* Lua state closing (gl_close): stop the watchdog and drop the events before the hub's
+ * base goes (finalizers run newest first, and this guard is made after the hub). */
+static struct event *usr1_ev;
+static int usr1_ref = LUA_NOREF;
+
+static int guard_gc(lua_State *L)
+{
+    (void)L;
+    bd_stop();
+    if (usr1_ev) {
+        event_free(usr1_ev);
+        usr1_ev = NULL;
+    }
+    usr1_ref = LUA_NOREF;
+    return 0;
+}
+
+static void ensure_guard(lua_State *L)
+{
+    static const char key = 0;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key) == LUA_TNIL) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, guard_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &key);
+    }
+    lua_pop(L, 1);
+}
+
 /* core.hub_blocking_detection(on, sec) */
 static int l_blocking(lua_State *L)
 {
@@ -157,6 +188,7 @@ static int l_blocking(lua_State *L)
     bd_stop();
     if (!on)
         return 0;
+    ensure_guard(L);
     bd.hub = h;
     bd.limit = sec;
     atomic_store(&bd.stop, 0);
@@ -177,9 +209,6 @@ static int l_blocking(lua_State *L)
 
 /* ---- SIGUSR1 ---- */
 
-static struct event *usr1_ev;
-static int usr1_ref = LUA_NOREF;
-
 static void usr1_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -198,6 +227,7 @@ static int l_on_usr1(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     gl_hub *h = gl_hub_get(L);
+    ensure_guard(L);
     lua_settop(L, 1);
     if (usr1_ref != LUA_NOREF)
         luaL_unref(L, LUA_REGISTRYINDEX, usr1_ref);

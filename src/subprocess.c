@@ -68,6 +68,35 @@ static void sigchld_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* Lua state closing (gl_close): drop the SIGCHLD event before the hub's base goes, so a
+ * later gl state can spawn again (children still alive are no longer reaped by gl). */
+static int guard_gc(lua_State *L)
+{
+    (void)L;
+    if (sigchld_ev) {
+        event_free(sigchld_ev);
+        sigchld_ev = NULL;
+    }
+    owner = NULL;
+    n_children = 0;
+    on_exit_ref = LUA_NOREF;
+    return 0;
+}
+
+static void ensure_guard(lua_State *L)
+{
+    static const char key = 0;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key) == LUA_TNIL) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, guard_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &key);
+    }
+    lua_pop(L, 1);
+}
+
 /* a NULL-terminated copy of the strings in table idx (freed by free_vec) */
 static char **string_vec(lua_State *L, int idx, const char *what)
 {
@@ -120,6 +149,7 @@ static int l_spawn(lua_State *L)
     if (n_children >= MAX_CHILDREN)
         return luaL_error(L, "gl.subprocess: too many live children");
     if (!sigchld_ev) {
+        ensure_guard(L);
         sigchld_ev = evsignal_new(h->base, SIGCHLD, sigchld_cb, h);
         if (!sigchld_ev || evsignal_add(sigchld_ev, NULL) < 0)
             return luaL_error(L, "gl.subprocess: cannot watch SIGCHLD");
@@ -217,6 +247,8 @@ static int l_kill(lua_State *L)
 static int l_on_exit(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    gl_hub_get(L); /* the guard must be finalized before the hub */
+    ensure_guard(L);
     lua_settop(L, 1);
     if (on_exit_ref != LUA_NOREF)
         luaL_unref(L, LUA_REGISTRYINDEX, on_exit_ref);
