@@ -497,7 +497,7 @@ static int l_job_gc(lua_State *L)
     return 0;
 }
 
-/* core.tpool_setsize(n) / core.tpool_size() -> size, threads alive */
+/* core.tpool_setsize(n) / core.tpool_size() -> size, threads alive, jobs running or queued */
 static int l_setsize(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -513,11 +513,14 @@ static int l_size(lua_State *L)
 {
     pthread_mutex_lock(&pool.mu);
     pool_init_size();
-    int size = pool.size, threads = pool.threads;
+    int size = pool.size, threads = pool.threads, busy = pool.threads - pool.idle;
+    for (job *q = pool.head; q; q = q->next)
+        busy++;
     pthread_mutex_unlock(&pool.mu);
     lua_pushinteger(L, size);
     lua_pushinteger(L, threads);
-    return 2;
+    lua_pushinteger(L, busy);
+    return 3;
 }
 
 void gl_open_tpool(lua_State *L)

@@ -28,7 +28,7 @@ function M.setsize(n)
     core.tpool_setsize(n)
 end
 
--- size() -> the limit, the threads alive now
+-- size() -> the limit, the threads alive now, the jobs running or queued
 M.size = core.tpool_size
 
 return M
