@@ -36,7 +36,16 @@ describe("gl.debug", function()
         end
         assert.is_table(mine)
         assert.are.equal("r", mine.events)
-        t:kill()
+        -- a socket read parked in C: the socket's event names its reader
+        local r = gl.spawn(function() return c:recv(10) end)
+        gl.sleep(0)
+        local sock_l
+        for _, l in ipairs(gl.debug.hub_listeners()) do
+            if l.fd == c:fileno() and l.thread == r.id then sock_l = l end
+        end
+        assert.is_table(sock_l)
+        assert.are.equal("socket", sock_l.kind)
+        t:kill(); r:kill()
         c:close(); s:close()
         for _, l in ipairs(gl.debug.hub_listeners()) do assert.is_not.equal(t.id, l.thread) end
     end))

@@ -8,6 +8,7 @@
 #include "debug.h"
 #include "hub.h"
 #include "sched.h"
+#include "socket.h"
 
 #include <lauxlib.h>
 #include <pthread.h>
@@ -48,6 +49,19 @@ static int each_event(const struct event_base *base, const struct event *ev, voi
     lua_setfield(L, -2, "events");
     lua_pushboolean(L, (what & EV_PERSIST) != 0);
     lua_setfield(L, -2, "persist");
+    /* a socket's events: its parked reader or writer. Every callback argument in the
+     * base (gl's or libevent's own) is NULL or points to an object larger than the magic
+     * word, so reading it is safe; the rev/wev match confirms a socket. */
+    const gl_sock *so = event_get_callback_arg(ev);
+    if (so && so->magic == GL_SOCK_MAGIC && (so->rev == ev || so->wev == ev)) {
+        lua_pushliteral(L, "socket");
+        lua_setfield(L, -2, "kind");
+        const gl_thread *w = so->rev == ev ? so->reader : so->writer;
+        if (w) {
+            lua_pushinteger(L, w->id);
+            lua_setfield(L, -2, "thread");
+        }
+    }
     /* a green thread's own fd wait (gl.trampoline, gl_wait_fd, the tpool) names it */
     lua_Integer n = luaL_len(L, c->threads);
     for (lua_Integer i = 1; i <= n; i++) {

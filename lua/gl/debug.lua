@@ -14,9 +14,10 @@ function M.threads()
     return out
 end
 
--- A list of {fd, events = "r"|"w"|"rw", persist, thread = id} for every fd the hub
--- watches; `thread` names the green thread parked on its own wait for that fd
--- (gl.trampoline, gl_wait_fd, gl.tpool); a socket's persistent events have none.
+-- A list of {fd, events = "r"|"w"|"rw", persist, kind, thread = id} for every fd the
+-- hub watches; `thread` names the green thread waiting on it (a socket's reader or
+-- writer, or a thread's own wait: gl.trampoline, gl_wait_fd, gl.tpool); kind "socket"
+-- marks a socket's events.
 function M.hub_listeners()
     return core.hub_listeners(core.threads())
 end
