@@ -10,6 +10,9 @@
 #ifdef GL_HAVE_LIBPQ
 #include "pg.h"
 #endif
+#include "tpool.h"
+#include "subprocess.h"
+#include "debug.h"
 
 void gl_open_extras(lua_State *L)
 {
@@ -23,4 +26,7 @@ void gl_open_extras(lua_State *L)
 #ifdef GL_HAVE_LIBPQ
     gl_open_pg(L);
 #endif
+    gl_open_tpool(L);
+    gl_open_subprocess(L);
+    gl_open_debug(L);
 }

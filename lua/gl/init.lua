@@ -28,6 +28,12 @@ function gl.trampoline(fd, opts)
     return core.wait_fd(fd, opts.read, opts.write, opts.timeout)
 end
 
+-- Makes require "socket" (LuaSocket's API), io.popen and os.execute green.
+function gl.monkey_patch()
+    require("gl.compat.socket").install()
+    require("gl.subprocess").patch_os()
+end
+
 gl.hub = {
     backend = core.backend,
     use = core.use,
@@ -59,6 +65,8 @@ local lazy = {
     tls = { "gl.tls" },
     websocket = { "gl.websocket" },
     backdoor = { "gl.backdoor" },
+    tpool = { "gl.tpool" },
+    subprocess = { "gl.subprocess" },
 }
 
 setmetatable(gl, {
