@@ -102,18 +102,25 @@ static char **string_vec(lua_State *L, int idx, const char *what)
 {
     lua_Integer n = luaL_len(L, idx);
     char **v = calloc((size_t)n + 1, sizeof *v);
-    if (!v)
+    if (!v) {
         luaL_error(L, "gl.subprocess: out of memory");
+        return NULL;
+    }
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, idx, i);
         const char *s = lua_tostring(L, -1);
-        if (!s) {
+        char *copy = s ? strdup(s) : NULL;
+        if (!copy) {
             for (lua_Integer k = 0; k < i - 1; k++)
                 free(v[k]);
             free(v);
-            luaL_error(L, "gl.subprocess: %s[%d] must be a string", what, (int)i);
+            if (s)
+                luaL_error(L, "gl.subprocess: out of memory");
+            else
+                luaL_error(L, "gl.subprocess: %s[%d] must be a string", what, (int)i);
+            return NULL; /* not reached: luaL_error does not return */
         }
-        v[i - 1] = strdup(s);
+        v[i - 1] = copy;
         lua_pop(L, 1);
     }
     return v;
