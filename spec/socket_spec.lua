@@ -310,6 +310,65 @@ describe("gl sockets", function()
         s:close()
     end))
 
+    -- A reply sent after a short read lets the next read skip the recv that would only say
+    -- EAGAIN (a pending reset fails every send); a FIN in the same edge as the data must
+    -- still be seen, and a reset still fails the reply.
+    local function answer_once(s)
+        return gl.spawn(function()
+            local line = assert(s:read("l"))
+            local sent, serr = s:sendall(line .. "!\n")
+            return sent, serr, s:read("l")
+        end)
+    end
+
+    it("sees a FIN that came with the request after answering it", green(function()
+        local c, s = pair()
+        s:settimeout(2)
+        local server = answer_once(s)
+        gl.sleep(0) -- the server waits: its edge-triggered event is armed
+        c:sendall("ping\n")
+        c:shutdown("w") -- data and FIN in one edge
+        local sent, _, line, err = server:wait()
+        assert.is_truthy(sent)
+        assert.is_nil(line) -- EOF, not the 2 s timeout
+        assert.are_not.equal("timeout", err)
+        assert.equal("ping!", c:read("l"))
+        c:close(); s:close()
+    end))
+
+    it("fails the reply to a request that came with a reset", green(function()
+        local c, s = pair()
+        s:settimeout(2)
+        local server = answer_once(s)
+        gl.sleep(0)
+        c:sendall("ping\n")
+        c:setoption("linger", 0)
+        c:close()
+        local sent, serr, line, err = server:wait()
+        assert.is_nil(sent)
+        assert.is_string(serr)
+        assert.is_nil(line)
+        assert.are_not.equal("timeout", err)
+        s:close()
+    end))
+
+    it("still reads the next request after answering one", green(function()
+        local c, s = pair()
+        s:settimeout(2)
+        local server = gl.spawn(function()
+            for _ = 1, 3 do
+                local line = assert(s:read("l"))
+                assert(s:sendall(line .. "!\n"))
+            end
+        end)
+        for i = 1, 3 do
+            c:sendall("req" .. i .. "\n")
+            assert.equal("req" .. i .. "!", c:read("l"))
+        end
+        server:wait()
+        c:close(); s:close()
+    end))
+
     it("leaks no fd after resets, refusals, timeouts and abandoned sockets", green(function()
         local function nfds() -- the listing's own pipe is closed before the next count
             local p = io.popen("ls /proc/" .. require("gl.core").getpid() .. "/fd")

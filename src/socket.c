@@ -20,17 +20,22 @@ _Thread_local char gl_sock_scratch[GL_SOCK_SCRATCH];
 
 /* After EAGAIN the socket waits for the next edge without another recv: the read event
  * is edge-triggered and persistent (every arrival after this point sets rready again) or
- * level-triggered and added per wait. A short read does not count as drained: a reset
- * that came with the data is only told by the next recv, and libevent reports it (as
- * EPOLLHUP/EPOLLERR) in the same edge as the data, so no later edge would come. */
+ * level-triggered and added per wait. A short read alone does not prove the socket
+ * drained: a FIN or a reset that came with the data is told only by the next recv, and no
+ * later edge would come. A FIN shows as EV_CLOSED (fin_seen); a reset does not (libevent
+ * turns EPOLLHUP/EPOLLERR into a plain read), but a pending reset fails every send. So a
+ * send that succeeds after a short read, with no FIN seen, proves the socket drained, and
+ * a request/response exchange skips the recv that would only say EAGAIN. */
 static ssize_t plain_recv(gl_sock *s, char *buf, size_t len)
 {
     if (!s->rready)
         return GL_IO_WAIT_READ;
     for (;;) {
         ssize_t n = recv(s->fd, buf, len, 0);
-        if (n >= 0)
+        if (n >= 0) {
+            s->rshort = n > 0 && (size_t)n < len;
             return n;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -47,8 +52,13 @@ static ssize_t plain_send(gl_sock *s, const char *buf, size_t len)
 {
     for (;;) {
         ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
-        if (n >= 0)
+        if (n >= 0) {
+            if (s->rshort && !s->fin_seen) { /* no reset pending at the short read */
+                s->rshort = 0;
+                s->rready = 0;
+            }
             return n;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -173,6 +183,9 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     gl_sock *s = arg;
     s->rready = 1;
+    s->rshort = 0;
+    if (what & EV_CLOSED) /* a FIN in the same edge as data: only a recv tells it */
+        s->fin_seen = 1;
     wake_waiter(&s->reader, what);
 }
 
@@ -241,6 +254,7 @@ static void drop_events(gl_sock *s)
         event_del(s->rev);
         s->radded = 0;
         s->rready = 1; /* edges are no longer tracked */
+        s->rshort = 0;
     }
     if (s->wadded && !s->writer) {
         event_del(s->wev);
@@ -285,7 +299,8 @@ int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunc
     if (same && (event_base_get_features(h->base) & EV_FEATURE_ET)) {
         struct event **evp = writing ? &s->wev : &s->rev;
         unsigned char *added = writing ? &s->wadded : &s->radded;
-        short flags = (short)(ev | EV_PERSIST | EV_ET);
+        /* EV_CLOSED on the read side so a FIN that came with the last data is known */
+        short flags = (short)(ev | EV_PERSIST | EV_ET | (writing ? 0 : EV_CLOSED));
         if (!*evp)
             *evp = event_new(h->base, s->fd, flags, writing ? write_cb : read_cb, s);
         if (!*evp || (!*added && event_add(*evp, NULL) != 0))

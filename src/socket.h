@@ -45,7 +45,9 @@ struct gl_sock {
     gl_hub *hub;          /* set once its events exist */
     gl_sock *next, *prev; /* in hub->socks while a persistent event is added */
     unsigned char listening, eof, radded, wadded, linked;
-    unsigned char rready; /* 0: the last recv drained the socket; wait for an edge */
+    unsigned char rready;   /* 0: the last recv drained the socket; wait for an edge */
+    unsigned char rshort;   /* the last recv was short and no edge or send came since */
+    unsigned char fin_seen; /* an edge said the peer sent FIN (EV_CLOSED) */
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */
