@@ -20,7 +20,8 @@ local function start_cluster(n)
     local env = { nodes = {} }
     function env.stop()
         if env.haproxy then proc.stop(env.haproxy) end
-        for _, nd in ipairs(env.nodes) do proc.stop(nd.h) end
+        -- SIGTERM ends a gl node at once; polling its PID would wait out the zombie it leaves
+        for _, nd in ipairs(env.nodes) do proc.finish(nd.h) end
         if env.redis then redis_util.stop(env.redis) end
         if env.dir then os.execute("rm -rf " .. proc.quote(env.dir)) end
     end
@@ -133,6 +134,7 @@ describe("examples/cluster_chat/chat.lua behind HAProxy with Redis", function()
                 local vnode
                 for _, nd in ipairs(env.nodes) do if nd.name == victim then vnode = nd end end
                 os.execute("kill -KILL " .. vnode.h.pid)
+                vnode.killed = true
                 local gone, alive = {}, {}
                 for _, c in ipairs(clients) do
                     if c.node == victim then gone[#gone + 1] = c else alive[#alive + 1] = c end
