@@ -235,6 +235,28 @@ describe("gl.redis", function()
             assert(ok, err)
         end, 30))
 
+        it("next(timeout) times out without breaking the subscription", green(function()
+            local pub <close> = assert(redis.connect(url()))
+            local sub <close> = assert(redis.subscribe(url(), { "nt" }))
+            for _ = 1, 3 do assert.same({ nil, "timeout" }, { sub:next(0.05) }) end
+            pub:publish("nt", "still here")
+            local m = sub:next(2)
+            assert.equal("message", m.kind); assert.equal("still here", m.data)
+            assert.equal(0, sub.reconnects)
+        end))
+
+        it("PINGs an idle connection and reconnects when the PING goes unanswered", green(function()
+            local pub <close> = assert(redis.connect(url()))
+            local sub <close> = assert(redis.subscribe(url(), { "pi" }, { ping_interval = 0.1 }))
+            assert.same({ nil, "timeout" }, { sub:next(0.35) }) -- PINGed and answered meanwhile
+            assert.equal(0, sub.reconnects)
+            -- a server that stops answering: CLIENT PAUSE holds the PING's reply
+            pub:client("pause", 600, "all")
+            local m = assert(sub:next(3))
+            assert.equal("reconnect", m.kind)
+            pub:client("unpause")
+        end))
+
         it("without reconnect, a dropped connection ends the iterator", green(function()
             local pub <close> = assert(redis.connect(url()))
             local sub = assert(redis.subscribe(url(), { "nr" }, { reconnect = false }))

@@ -196,11 +196,8 @@ end
 
 local doubles = { inf = math.huge, ["+inf"] = math.huge, ["-inf"] = -math.huge }
 
--- read_reply(sock) -> value | nil, network or protocol error. Null replies are M.null,
--- error replies Err tables, push frames Push lists.
-function read_reply(sock)
-    local line, err = sock:read("l")
-    if not line then return nil, err or "closed" end
+-- parse(sock, line) -> the reply that starts with line (its first line, read already).
+local function parse(sock, line)
     local len = #line
     if byte(line, len) ~= 13 then return nil, "closed" end -- cut short by EOF
     local t = byte(line)
@@ -268,6 +265,14 @@ function read_reply(sock)
         return read_reply(sock)
     end
     return proto_error("unknown reply type " .. string.format("%q", sub(line, 1, 1)))
+end
+
+-- read_reply(sock) -> value | nil, network or protocol error. Null replies are M.null,
+-- error replies Err tables, push frames Push lists.
+function read_reply(sock)
+    local line, err = sock:read("l")
+    if not line then return nil, err or "closed" end
+    return parse(sock, line)
 end
 M._read_reply = read_reply
 
@@ -632,21 +637,34 @@ end
 -- Reads and handles one frame; on a broken connection reconnects (with backoff) when
 -- the subscription does, else closes it. Returns false once the subscription is closed.
 local function pump(s)
-    local sock = s.sock
-    if not sock then return false end
-    local f, err = read_reply(sock)
-    if f ~= nil then
-        handle(s, f)
-        return true
-    end
     if s._closed then return false end
-    if err == "timeout" and not s._ping_out then
-        -- idle for ping_interval: a PING tells a quiet channel from a dead connection
-        s._ping_out = true
-        if send(s, "PING") then return true end
+    local sock, err = s.sock, s.error
+    if sock then
+        -- a wait for a frame's first line consumes nothing when it ends early (a socket
+        -- timeout, or a gl.Timeout of sub:next): only a frame cut in half breaks the stream
+        local line, lerr = sock:read("l")
+        if line then
+            s._midframe = true
+            local f, perr = parse(sock, line)
+            s._midframe = false
+            if f ~= nil then
+                handle(s, f)
+                return true
+            end
+            err = perr
+        else
+            err = lerr or "closed"
+            if s._closed then return false end
+            if err == "timeout" and not s._ping_out then
+                -- idle for ping_interval: a PING tells a quiet channel from a dead connection
+                s._ping_out = true
+                if send(s, "PING") then return true end
+            end
+        end
+        if s._closed then return false end
+        sock:close()
+        s.sock = nil
     end
-    sock:close()
-    s.sock = nil
     s.error = err
     if not s.reconnect then
         s:close()
@@ -684,6 +702,12 @@ local function step(s)
     s._reading = true
     local ok, more = pcall(pump, s)
     s._reading = false
+    if not ok and (s._midframe or not s.sock) then
+        -- interrupted inside a frame, or while reconnecting: the next pump reconnects
+        s._midframe = false
+        if s.sock then s.sock:close(); s.sock = nil end
+        s.error = "interrupted"
+    end
     s._waiters:wake_all()
     if not ok then error(more, 0) end
     return more
