@@ -172,6 +172,7 @@ end
 local function read_bulk(sock, n)
     if n == 0 then
         local crlf, err = sock:read("l")
+        if crlf == nil then return nil, err or "closed" end
         if crlf ~= "\r" then return proto_error("bad bulk end") end
         return ""
     end
