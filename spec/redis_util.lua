@@ -15,8 +15,11 @@ local function free_port()
     return port
 end
 
--- Starts redis-server; opts.timeout is its idle-client timeout in seconds (0 = never).
--- Returns a handle {port, unix, dir, h}; stop it with M.stop(handle).
+-- Starts redis-server; opts.timeout is its idle-client timeout in seconds (0 = never),
+-- opts.port a port to reuse (a restart), opts.requirepass a password, opts.tls
+-- {cert, key, ca} PEM paths for a TLS port beside the plain one (handle.tls_port),
+-- opts.conf more config lines. Returns a handle {port, unix, dir, h}; stop it with
+-- M.stop(handle).
 function M.start(opts)
     opts = opts or {}
     local f = io.open(M.BIN)
@@ -25,7 +28,7 @@ function M.start(opts)
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -m 700 " .. proc.quote(dir)))
-    local port = free_port()
+    local port = opts.port or free_port()
     local unix = dir .. "/redis.sock"
     local conf = table.concat({
         "bind 127.0.0.1",
@@ -41,8 +44,20 @@ function M.start(opts)
         "hz 50",
         "loglevel notice",
         "logfile \"\"",
-        "",
     }, "\n")
+    local extra = {}
+    if opts.requirepass then extra[#extra + 1] = "requirepass " .. opts.requirepass end
+    local tls_port
+    if opts.tls then
+        tls_port = opts.tls.port or free_port()
+        extra[#extra + 1] = "tls-port " .. tls_port
+        extra[#extra + 1] = "tls-cert-file " .. opts.tls.cert
+        extra[#extra + 1] = "tls-key-file " .. opts.tls.key
+        extra[#extra + 1] = "tls-ca-cert-file " .. opts.tls.ca
+        extra[#extra + 1] = "tls-auth-clients no"
+    end
+    for _, l in ipairs(opts.conf or {}) do extra[#extra + 1] = l end
+    conf = conf .. "\n" .. table.concat(extra, "\n") .. "\n"
     local cf = assert(io.open(dir .. "/redis.conf", "w"))
     cf:write(conf)
     cf:close()
@@ -53,7 +68,7 @@ function M.start(opts)
         os.execute("rm -rf " .. proc.quote(dir))
         error(err, 2)
     end
-    return { port = port, unix = unix, dir = dir, h = h }
+    return { port = port, unix = unix, dir = dir, h = h, tls_port = tls_port }
 end
 
 function M.stop(r)
