@@ -37,6 +37,18 @@ local function echo_app(req)
 end
 
 describe("gl.http.server", function()
+    it("says clearly when it is given no listening socket", green(function()
+        local busy = assert(gl.listen("127.0.0.1", 0))
+        local _, port = busy:getsockname()
+        local sock, why = gl.listen("127.0.0.1", port) -- taken: nil, message
+        assert.is_nil(sock)
+        assert.is_string(why)
+        local ok, err = pcall(gl.http.server, sock, hello)
+        assert.is_false(ok)
+        assert.matches("expected a listening socket, got nil", err, 1, true)
+        busy:close()
+    end))
+
     it("answers curl with status, headers and body", green(function()
         local srv, port = U.serve(echo_app)
         local rc, out = U.run(("curl -s -i http://127.0.0.1:%d/info?x=1 -H 'X-Test: yes'"):format(port))

@@ -379,6 +379,9 @@ function Server:connections()
 end
 
 function M.server(sock, app, opts)
+    if type(sock) ~= "userdata" or not sock.accept then -- e.g. gl.listen's nil, err
+        error("gl.http.server: expected a listening socket, got " .. tostring(sock), 2)
+    end
     if type(app) ~= "function" and not (getmetatable(app) or {}).__call then
         error("gl.http.server: app must be a function", 2)
     end
