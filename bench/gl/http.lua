@@ -12,4 +12,6 @@ local function app(_req)
 end
 
 -- no access log, as the nginx peers run with `access_log off`
-gl.http.server(gl.listen("127.0.0.1", port), app, { log = false })
+-- under `gl --workers N` every worker listens on the port (bench/workers_run)
+local reuse = os.getenv("GL_WORKER_ID") ~= nil
+gl.http.server(assert(gl.listen("127.0.0.1", port, { reuse_port = reuse })), app, { log = false })
