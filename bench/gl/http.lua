@@ -1,14 +1,27 @@
--- gl HTTP hello-world (bench/run's http suite): HTTP/1.1 keep-alive, every
--- request answered 200, Content-Type text/plain, "Hello, World!\n".
+-- gl HTTP server for bench/run's http suite: HTTP/1.1 keep-alive.
+--   GET /      200, Content-Type text/plain, "Hello, World!\n" (hello and
+--              pipelined cases)
+--   GET /json  200, Content-Type application/json, the fixed document in
+--              bench/peers/http_body.json (about 1 KB), and the request's
+--              X-Request-Id echoed, so a request header reaches the app
 -- usage: build/gl bench/gl/http.lua PORT
 local gl = require "gl"
 
 local port = assert(tonumber(arg[1]), "usage: http.lua PORT")
-local headers = { ["Content-Type"] = "text/plain" }
-local body = "Hello, World!\n"
+local hello_headers = { ["Content-Type"] = "text/plain" }
+local hello = "Hello, World!\n"
 
-local function app(_req)
-  return 200, headers, body
+local here = arg[0]:match("^(.*)/") or "."
+local f = assert(io.open(here .. "/../peers/http_body.json", "rb"))
+local json = f:read("a")
+f:close()
+
+local function app(req)
+  if req.path == "/json" then
+    return 200, { ["Content-Type"] = "application/json",
+                  ["X-Request-Id"] = req.headers["x-request-id"] }, json
+  end
+  return 200, hello_headers, hello
 end
 
 -- no access log, as the nginx peers run with `access_log off`

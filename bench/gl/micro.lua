@@ -2,13 +2,27 @@
 -- `key value` output as bench/peers/micro_coroutine.lua, micro_cqueues.lua
 -- and micro_green.py.  Times are process CPU time (os.clock).  The script
 -- runs as gl's main green thread, so it may block in :wait(), :get() etc.
--- usage: build/gl bench/gl/micro.lua [N_SPAWN] [N_SWITCH] [N_MEM]
+-- usage: build/gl bench/gl/micro.lua [N_SPAWN] [N_SWITCH] [N_MEM] [PHASE]
+-- PHASE: memory, spawn, handoff, yield or all (the default); bench/run runs
+-- each phase in a fresh process.  GC treatment is the same in every peer:
+-- a full collection before a timed phase (not timed), then the timed work
+-- and a full collection of the garbage that work made (timed).
 local gl = require "gl"
 
 local N_SPAWN = tonumber(arg[1]) or 100000
 local N_SWITCH = tonumber(arg[2]) or 1000000
 local N_MEM = tonumber(arg[3]) or 100000
+local PHASE = arg[4] or "all"
 local clock = os.clock
+
+-- CPU seconds of work() plus the full collection of what it left behind
+local function timed(work)
+  collectgarbage(); collectgarbage()
+  local t0 = clock()
+  work()
+  collectgarbage()
+  return clock() - t0
+end
 
 local function rss_bytes()
   local f = io.open("/proc/self/status")
@@ -42,38 +56,46 @@ end
 -- spawn N trivial threads, then wait for each
 local function bench_spawn(n)
   local function trivial() end
-  local threads = {}
-  collectgarbage(); collectgarbage()   -- the memory phase's garbage is not timed
-  local t0 = clock()
-  for i = 1, n do threads[i] = gl.spawn(trivial) end
-  for i = 1, n do threads[i]:wait() end
-  return clock() - t0
+  return timed(function()
+    local threads = {}
+    for i = 1, n do threads[i] = gl.spawn(trivial) end
+    for i = 1, n do threads[i]:wait() end
+  end)
 end
 
 -- n one-way hand-offs between two threads through two queues of size 1
 local function bench_handoff(n)
   local ping, pong = gl.Queue(1), gl.Queue(1)
   local rounds = n // 2
-  local t0 = clock()
-  local a = gl.spawn(function() for i = 1, rounds do ping:put(i); pong:get() end end)
-  local b = gl.spawn(function() for _ = 1, rounds do pong:put(ping:get()) end end)
-  a:wait(); b:wait()
-  return clock() - t0
+  return timed(function()
+    local a = gl.spawn(function() for i = 1, rounds do ping:put(i); pong:get() end end)
+    local b = gl.spawn(function() for _ = 1, rounds do pong:put(ping:get()) end end)
+    a:wait(); b:wait()
+  end)
 end
 
 -- n sleep(0) yields, split over two threads so that each yield switches
 local function bench_yield(n)
   local function yielder(k) for _ = 1, k do gl.sleep(0) end end
-  local t0 = clock()
-  local a, b = gl.spawn(yielder, n // 2), gl.spawn(yielder, n - n // 2)
-  a:wait(); b:wait()
-  return clock() - t0
+  return timed(function()
+    local a, b = gl.spawn(yielder, n // 2), gl.spawn(yielder, n - n // 2)
+    a:wait(); b:wait()
+  end)
 end
 
-print("bytes_per_blocked", string.format("%.0f", bench_memory(N_MEM)))
-print("spawn_wait_s", string.format("%.4f", bench_spawn(N_SPAWN)))
-print("handoffs_per_s", string.format("%.0f", N_SWITCH / bench_handoff(N_SWITCH)))
-print("yields_per_s", string.format("%.0f", N_SWITCH / bench_yield(N_SWITCH)))
+local all = PHASE == "all"
+if all or PHASE == "memory" then
+  print("bytes_per_blocked", string.format("%.0f", bench_memory(N_MEM)))
+end
+if all or PHASE == "spawn" then
+  print("spawn_wait_s", string.format("%.4f", bench_spawn(N_SPAWN)))
+end
+if all or PHASE == "handoff" then
+  print("handoffs_per_s", string.format("%.0f", N_SWITCH / bench_handoff(N_SWITCH)))
+end
+if all or PHASE == "yield" then
+  print("yields_per_s", string.format("%.0f", N_SWITCH / bench_yield(N_SWITCH)))
+end
 print("n_spawn", N_SPAWN)
 print("n_switch", N_SWITCH)
 print("n_mem", N_MEM)

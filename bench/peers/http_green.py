@@ -1,9 +1,11 @@
-"""HTTP/1.1 keep-alive hello-world on eventlet.wsgi or gevent.pywsgi,
-request logging off: every request gets 200, Content-Type text/plain,
-body "Hello, World!\\n".
+"""HTTP/1.1 keep-alive server for bench/run's http suite on eventlet.wsgi or
+gevent.pywsgi, request logging off: GET / gets 200, Content-Type text/plain,
+body "Hello, World!\\n"; GET /json gets 200, Content-Type application/json,
+the document of http_body.json and the request's X-Request-Id echoed.
 
 usage: python3 http_green.py eventlet|gevent PORT     (binds 127.0.0.1:PORT)
 """
+import os
 import socket
 import sys
 
@@ -11,7 +13,16 @@ BODY = b"Hello, World!\n"
 HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))]
 
 
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "http_body.json"), "rb") as _f:
+    JSON = _f.read()
+JSON_LEN = str(len(JSON))
+
+
 def app(environ, start_response):
+    if environ["PATH_INFO"] == "/json":
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", JSON_LEN),
+                                  ("X-Request-Id", environ.get("HTTP_X_REQUEST_ID", ""))])
+        return [JSON]
     start_response("200 OK", HEADERS)
     return [BODY]
 

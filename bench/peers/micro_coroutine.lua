@@ -3,11 +3,13 @@
 -- bounded Queue(n) with :put/:get, Event with :send/:wait, sleep(0).
 -- No I/O, no timers, no error handling beyond propagating: this is the floor
 -- a green-thread runtime for Lua is measured against.
--- usage: lua5.4 micro_coroutine.lua [N_SPAWN] [N_SWITCH] [N_MEM]
--- prints `key value` lines (see bench/README.md).
+-- usage: lua5.4 micro_coroutine.lua [N_SPAWN] [N_SWITCH] [N_MEM] [PHASE]
+-- prints `key value` lines (see bench/README.md); PHASE and the GC
+-- treatment as in bench/gl/micro.lua.
 local N_SPAWN = tonumber(arg[1]) or 100000
 local N_SWITCH = tonumber(arg[2]) or 1000000
 local N_MEM = tonumber(arg[3]) or 100000
+local PHASE = arg[4] or "all"
 
 local co_create, co_resume, co_yield, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
@@ -126,6 +128,15 @@ end
 
 local clock = os.clock
 
+-- CPU seconds of work() plus the full collection of what it left behind
+local function timed(work)
+  collectgarbage(); collectgarbage()
+  local t0 = clock()
+  work()
+  collectgarbage()
+  return clock() - t0
+end
+
 local function bench_memory(n)
   local ev, started = new_event(), 0
   local function blocked() started = started + 1; ev:wait() end
@@ -143,45 +154,50 @@ end
 
 local function bench_spawn(n)
   local function trivial() end
-  local threads = {}
-  collectgarbage(); collectgarbage()   -- the memory phase's garbage is not timed
-  local t0 = clock()
-  for i = 1, n do threads[i] = spawn(trivial) end
-  for i = 1, n do threads[i]:wait() end
-  return clock() - t0
+  return timed(function()
+    local threads = {}
+    for i = 1, n do threads[i] = spawn(trivial) end
+    for i = 1, n do threads[i]:wait() end
+  end)
 end
 
 local function bench_handoff(n)
   local ping, pong = new_queue(1), new_queue(1)
   local rounds = n // 2
-  local t0 = clock()
-  local a = spawn(function()
-    for i = 1, rounds do ping:put(i); pong:get() end
+  return timed(function()
+    local a = spawn(function()
+      for i = 1, rounds do ping:put(i); pong:get() end
+    end)
+    local b = spawn(function()
+      for _ = 1, rounds do pong:put(ping:get()) end
+    end)
+    a:wait(); b:wait()
   end)
-  local b = spawn(function()
-    for _ = 1, rounds do pong:put(ping:get()) end
-  end)
-  a:wait(); b:wait()
-  return clock() - t0
 end
 
 local function bench_yield(n)
   local function yielder(k) for _ = 1, k do sleep0() end end
-  local t0 = clock()
-  local a, b = spawn(yielder, n // 2), spawn(yielder, n - n // 2)
-  a:wait(); b:wait()
-  return clock() - t0
+  return timed(function()
+    local a, b = spawn(yielder, n // 2), spawn(yielder, n - n // 2)
+    a:wait(); b:wait()
+  end)
 end
 
 local function main()
+  local all = PHASE == "all"
   -- memory first, before other phases leave freed heap behind
-  print("bytes_per_blocked", string.format("%.0f", bench_memory(N_MEM)))
-  local t = bench_spawn(N_SPAWN)
-  print("spawn_wait_s", string.format("%.4f", t))
-  t = bench_handoff(N_SWITCH)
-  print("handoffs_per_s", string.format("%.0f", N_SWITCH / t))
-  t = bench_yield(N_SWITCH)
-  print("yields_per_s", string.format("%.0f", N_SWITCH / t))
+  if all or PHASE == "memory" then
+    print("bytes_per_blocked", string.format("%.0f", bench_memory(N_MEM)))
+  end
+  if all or PHASE == "spawn" then
+    print("spawn_wait_s", string.format("%.4f", bench_spawn(N_SPAWN)))
+  end
+  if all or PHASE == "handoff" then
+    print("handoffs_per_s", string.format("%.0f", N_SWITCH / bench_handoff(N_SWITCH)))
+  end
+  if all or PHASE == "yield" then
+    print("yields_per_s", string.format("%.0f", N_SWITCH / bench_yield(N_SWITCH)))
+  end
   print("n_spawn", N_SPAWN)
   print("n_switch", N_SWITCH)
   print("n_mem", N_MEM)

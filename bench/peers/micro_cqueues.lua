@@ -2,13 +2,15 @@
 -- cqueues has coroutines (cq:wrap), condition variables and cqueues.sleep,
 -- but no thread handle, queue or event: the thin ones below are built on
 -- cqueues.condition, as an application on cqueues would build them.
--- usage: lua5.4 micro_cqueues.lua [N_SPAWN] [N_SWITCH] [N_MEM]
+-- usage: lua5.4 micro_cqueues.lua [N_SPAWN] [N_SWITCH] [N_MEM] [PHASE]
+-- PHASE and the GC treatment as in bench/gl/micro.lua.
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 
 local N_SPAWN = tonumber(arg[1]) or 100000
 local N_SWITCH = tonumber(arg[2]) or 1000000
 local N_MEM = tonumber(arg[3]) or 100000
+local PHASE = arg[4] or "all"
 
 local cq = cqueues.new()
 
@@ -75,47 +77,61 @@ end
 
 local clock = os.clock
 
-local function main()
-  -- bytes per blocked thread
-  local ev, started = new_event(), 0
-  local function blocked() started = started + 1; ev:wait() end
+-- CPU seconds of work() plus the full collection of what it left behind
+local function timed(work)
   collectgarbage(); collectgarbage()
-  local before = rss_bytes()
-  local threads = {}
-  for i = 1, N_MEM do threads[i] = spawn(blocked) end
-  while started < N_MEM do sleep0() end
-  collectgarbage(); collectgarbage()
-  local after = rss_bytes()
-  ev:send(true)
-  for i = 1, N_MEM do threads[i]:wait() end
-  threads = nil
-  print("bytes_per_blocked", string.format("%.0f", (after - before) / N_MEM))
-
-  -- spawn + wait
-  local function trivial() end
-  collectgarbage(); collectgarbage()   -- the memory phase's garbage is not timed
   local t0 = clock()
-  threads = {}
-  for i = 1, N_SPAWN do threads[i] = spawn(trivial) end
-  for i = 1, N_SPAWN do threads[i]:wait() end
-  print("spawn_wait_s", string.format("%.4f", clock() - t0))
-  threads = nil
+  work()
+  collectgarbage()
+  return clock() - t0
+end
 
-  -- hand-offs through two queues of size 1
-  local ping, pong = new_queue(1), new_queue(1)
-  local rounds = N_SWITCH // 2
-  t0 = clock()
-  local a = spawn(function() for i = 1, rounds do ping:put(i); pong:get() end end)
-  local b = spawn(function() for _ = 1, rounds do pong:put(ping:get()) end end)
-  a:wait(); b:wait()
-  print("handoffs_per_s", string.format("%.0f", N_SWITCH / (clock() - t0)))
+local function main()
+  local all = PHASE == "all"
+  if all or PHASE == "memory" then   -- bytes per blocked thread
+    local ev, started = new_event(), 0
+    local function blocked() started = started + 1; ev:wait() end
+    collectgarbage(); collectgarbage()
+    local before = rss_bytes()
+    local threads = {}
+    for i = 1, N_MEM do threads[i] = spawn(blocked) end
+    while started < N_MEM do sleep0() end
+    collectgarbage(); collectgarbage()
+    local after = rss_bytes()
+    ev:send(true)
+    for i = 1, N_MEM do threads[i]:wait() end
+    print("bytes_per_blocked", string.format("%.0f", (after - before) / N_MEM))
+  end
 
-  -- sleep(0) yields over two threads
-  local function yielder(k) for _ = 1, k do sleep0() end end
-  t0 = clock()
-  a, b = spawn(yielder, N_SWITCH // 2), spawn(yielder, N_SWITCH - N_SWITCH // 2)
-  a:wait(); b:wait()
-  print("yields_per_s", string.format("%.0f", N_SWITCH / (clock() - t0)))
+  if all or PHASE == "spawn" then   -- spawn + wait
+    local function trivial() end
+    local t = timed(function()
+      local threads = {}
+      for i = 1, N_SPAWN do threads[i] = spawn(trivial) end
+      for i = 1, N_SPAWN do threads[i]:wait() end
+    end)
+    print("spawn_wait_s", string.format("%.4f", t))
+  end
+
+  if all or PHASE == "handoff" then   -- hand-offs through two queues of size 1
+    local ping, pong = new_queue(1), new_queue(1)
+    local rounds = N_SWITCH // 2
+    local t = timed(function()
+      local a = spawn(function() for i = 1, rounds do ping:put(i); pong:get() end end)
+      local b = spawn(function() for _ = 1, rounds do pong:put(ping:get()) end end)
+      a:wait(); b:wait()
+    end)
+    print("handoffs_per_s", string.format("%.0f", N_SWITCH / t))
+  end
+
+  if all or PHASE == "yield" then   -- sleep(0) yields over two threads
+    local function yielder(k) for _ = 1, k do sleep0() end end
+    local t = timed(function()
+      local a, b = spawn(yielder, N_SWITCH // 2), spawn(yielder, N_SWITCH - N_SWITCH // 2)
+      a:wait(); b:wait()
+    end)
+    print("yields_per_s", string.format("%.0f", N_SWITCH / t))
+  end
   print("n_spawn", N_SPAWN)
   print("n_switch", N_SWITCH)
   print("n_mem", N_MEM)
