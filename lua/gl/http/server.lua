@@ -206,6 +206,9 @@ local function handle(srv, conn, host, port, state)
         scheme = getmetatable(conn).__name == "gl.tlssocket" and "https" or "http",
     }, RequestBase)
     local mt = { __name = "gl.http.request", __index = cinfo }
+    -- as nginx's tcp_nodelay: pipelined responses are separate sends, and Nagle would hold
+    -- each one after the first until the client's delayed ACK (40 ms)
+    conn:setoption("nodelay", true)
     conn:settimeout(st)
     while not srv.stopping do
         state.busy = false
