@@ -33,7 +33,8 @@ static ssize_t plain_recv(gl_sock *s, char *buf, size_t len)
     for (;;) {
         ssize_t n = recv(s->fd, buf, len, 0);
         if (n >= 0) {
-            s->rshort = n > 0 && (size_t)n < len;
+            /* a datagram shorter than len says nothing about the ones queued behind it */
+            s->rshort = n > 0 && (size_t)n < len && s->type == SOCK_STREAM;
             return n;
         }
         if (errno == EINTR)
