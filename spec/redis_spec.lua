@@ -155,6 +155,40 @@ describe("gl.redis", function()
         assert.is_nil(v); assert.equal("connection refused", err)
     end))
 
+    -- a server that answers garbage, vanishes mid-reply or stalls: nil, msg, the client
+    -- closed (a later call says "closed"), and nothing left in flight
+    it("reports garbage, a vanished server and a stalled reply as nil, msg", green(function()
+        local cases = {
+            { "?garbage\r\n", "protocol error: unknown reply type" },
+            { "\0\1\2\3\r\n", "protocol error: unknown reply type" },
+            { ":notanumber\r\n", "protocol error: bad integer" },
+            { "$-7\r\n", "protocol error: bad bulk length" },
+            { "*-2\r\n", "protocol error: bad array length" },
+            { "$99999999999999999999\r\n", "protocol error: bad bulk length" },
+            { "$10\r\nabc", "closed" },
+            { "*2\r\n:1\r\n", "closed" },
+            { "$5\r\nab", "timeout", true },
+        }
+        for _, case in ipairs(cases) do
+            local srv = assert(gl.listen("127.0.0.1", 0))
+            local _, port = srv:getsockname()
+            local done = gl.Event()
+            gl.spawn(function()
+                local c = srv:accept()
+                c:recv(100)
+                c:sendall(case[1])
+                if case[3] then done:wait() end
+                c:close(); srv:close()
+            end)
+            local c = assert(redis.connect({ host = "127.0.0.1", port = port, timeout = 0.3 }))
+            local v, err = c:get("k")
+            assert.is_nil(v)
+            assert.matches(case[2], err, 1, true)
+            assert.same({ nil, "closed" }, { c:get("k") })
+            done:send()
+        end
+    end))
+
     describe("pub/sub", function()
         it("delivers messages in order, on channels and patterns", green(function()
             local pub <close> = assert(redis.connect(url()))

@@ -207,17 +207,17 @@ local function parse(sock, line)
         return rest
     elseif t == 36 then -- $ bulk
         local n = tointeger(tonumber(rest))
-        if not n then return proto_error("bad bulk length") end
-        if n < 0 then return null end
+        if not n or n < -1 then return proto_error("bad bulk length") end
+        if n == -1 then return null end
         return read_bulk(sock, n)
     elseif t == 58 then -- : integer
-        local n = tonumber(rest)
+        local n = tointeger(tonumber(rest))
         if not n then return proto_error("bad integer") end
         return n
     elseif t == 42 or t == 126 or t == 62 then -- * array, ~ set, > push
         local n = tointeger(tonumber(rest))
-        if not n then return proto_error("bad array length") end
-        if n < 0 then return null end
+        if not n or n < -1 then return proto_error("bad array length") end
+        if n == -1 then return null end
         local list, lerr = read_list(sock, n)
         if not list then return nil, lerr end
         if t == 62 then setmetatable(list, Push) end
@@ -226,7 +226,7 @@ local function parse(sock, line)
         return setmetatable({ err = rest }, Err)
     elseif t == 37 then -- % map
         local n = tointeger(tonumber(rest))
-        if not n then return proto_error("bad map length") end
+        if not n or n < 0 then return proto_error("bad map length") end
         local map = {}
         for _ = 1, n do
             local k, kerr = read_reply(sock)
