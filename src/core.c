@@ -234,6 +234,7 @@ int luaopen_gl_core(lua_State *L)
     luaL_newlib(L, funcs);
     gl_open_sched(L);
     gl_open_timer(L);
+    gl_open_queue(L);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &coroutine_patched_key) == LUA_TNIL) {
         gl_open_coroutine(L);
         lua_pushboolean(L, 1);

@@ -127,6 +127,9 @@ int gl_waitq_new(lua_State *L);
 /* waitq.c: adds core.waitq and core.event_wait to the table on top. */
 int gl_open_waitq(lua_State *L);
 
+/* queue.c: adds core.queue and the queue methods to the table on top. */
+int gl_open_queue(lua_State *L);
+
 int gl_open_sched(lua_State *L);
 int gl_open_timer(lua_State *L);
 int gl_open_coroutine(lua_State *L);
