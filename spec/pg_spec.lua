@@ -250,16 +250,80 @@ describe("gl.pg", function()
         assert(l:unlisten("chan one"))
     end))
 
-    it("raises when a second green thread queries a busy connection", green(function()
+    it("pipelines concurrent queries on one connection: each thread gets its own result", green(function()
         local c <close> = connect()
-        local gt = gl.spawn(function() return c:query("select pg_sleep(0.2) -- busy case") end)
-        gl.sleep(0.05)
-        assert.is_true(c:busy())
-        assert.has_error(function() c:query("select 1") end,
-            "gl.pg: connection busy (one query at a time per connection)")
-        assert(gt:wait())
+        local gts, sent = {}, 0
+        for i = 1, 40 do
+            gts[i] = gl.spawn(function()
+                sent = sent + 1
+                local r = assert(c:query("select $1::int as i, $2::text as s", i, "t" .. i))
+                return r[1].i, r[1].s
+            end)
+        end
+        gl.sleep(0)
+        assert.equal(40, sent)
+        assert.is_true(c:busy()) -- all 40 are in flight at once
+        for i = 1, 40 do
+            local v, s = gts[i]:wait()
+            assert.equal(i, v)
+            assert.equal("t" .. i, s)
+        end
         assert.is_false(c:busy())
+        -- a query without parameters (simple protocol) waits for the pipeline, then runs
+        local a, b = c:query("select 1 as x; select 2 as y")
+        assert.equal(1, a[1].x)
+        assert.equal(2, b[1].y)
+        assert.equal(3, c:query("select $1::int as v", 3)[1].v)
     end))
+
+    it("an error in one pipelined query leaves the others' results correct", green(function()
+        local c <close> = connect()
+        local gts = {}
+        for i = 1, 9 do
+            gts[i] = gl.spawn(function()
+                if i % 3 == 0 then return c:query("select $1::int / 0 as v", i) end
+                return c:query("select $1::int as v", i)
+            end)
+        end
+        for i = 1, 9 do
+            local r, err, st = gts[i]:wait()
+            if i % 3 == 0 then
+                assert.is_nil(r)
+                assert.matches("division by zero", err)
+                assert.equal("22012", st)
+            else
+                assert.equal(i, r[1].v)
+            end
+        end
+        assert.equal("idle", c:txstatus())
+        assert.equal(10, c:query("select $1::int as v", 10)[1].v)
+    end))
+
+    it("a Timeout mid-pipeline abandons that query only; the last one out cancels on the server", green(function()
+        local c <close> = connect()
+        local watch <close> = connect()
+        local before = gl.spawn(function() return c:query("select $1::int as v, pg_sleep(0.3)", 1) end)
+        local victim = gl.spawn(function()
+            return pcall(gl.with_timeout, 0.1, c.query, c, "select $1::int as v, pg_sleep(0.3)", 2)
+        end)
+        local after = gl.spawn(function() return c:query("select $1::int as v", 3) end)
+        local ok, e = victim:wait()
+        assert.is_false(ok)
+        assert.is_true(gl.is_timeout(e))
+        assert.equal(1, assert(before:wait())[1].v)
+        assert.equal(3, assert(after:wait())[1].v)
+        assert.is_false(c:busy())
+        assert.equal(4, c:query("select $1::int as v", 4)[1].v)
+        -- alone on the connection, a timed-out query is cancelled on the server at once
+        local t0 = gl.clock()
+        local ok2, e2 = pcall(gl.with_timeout, 0.2, c.query, c,
+            "select pg_sleep($1) -- pipelined timeout case", 5)
+        assert.is_false(ok2)
+        assert.is_true(gl.is_timeout(e2))
+        assert.is_true(gl.clock() - t0 < 1.5)
+        assert.equal(0, running(watch, "%pipelined timeout case%"))
+        assert.equal(6, c:query("select $1::int as v", 6)[1].v)
+    end, 15))
 
     it("gl.pools.Pool:discard frees a place and lets a waiter make a new item", green(function()
         local made = 0
@@ -351,6 +415,35 @@ describe("gl.pg", function()
             assert(p:query("drop table tx"))
             p:close()
         end, 10))
+
+        it("gives a transaction a connection of its own while pipelined queries run", green(function()
+            local p = pg.pool(server.conninfo, { max_size = 2 })
+            local stop, n = false, 0
+            local gts = {}
+            for i = 1, 20 do
+                gts[i] = gl.spawn(function()
+                    while not stop do
+                        assert.equal(i, assert(p:query("select $1::int as v", i))[1].v)
+                        n = n + 1
+                    end
+                end)
+            end
+            gl.sleep(0.05)
+            for _ = 1, 3 do
+                local pid = p:transaction(function(c)
+                    assert.equal("intrans", c:txstatus())
+                    assert(c:query("select pg_sleep(0.02)"))
+                    assert.equal("intrans", c:txstatus())
+                    return c:backend_pid()
+                end)
+                assert.is_number(pid)
+            end
+            stop = true
+            for i = 1, 20 do gts[i]:wait() end
+            assert.is_true(n > 20)
+            assert.is_true(p:size() <= 2)
+            p:close()
+        end, 20))
 
         it("reports a server it cannot reach as nil, err", green(function()
             local s = assert(gl.listen("127.0.0.1", 0))

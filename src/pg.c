@@ -38,7 +38,9 @@ typedef struct pg_conn {
     PGconn *pg;
     notice *nhead, *ntail; /* notices libpq reported, until Lua drains them */
     int nnotices;
-    unsigned busy : 1;     /* a query was sent and its results are not all read */
+    int inflight;          /* pipelined queries sent whose sync point is not read yet */
+    int nulls;             /* PQgetResult's NULLs in a row while stepping a pipeline */
+    unsigned busy : 1;     /* a simple-protocol query was sent and its results are not all read */
     unsigned copy_out : 1; /* draining a COPY TO STDOUT nobody asked for */
     unsigned ready : 1;    /* connected and set non-blocking */
 } pg_conn;
@@ -117,6 +119,7 @@ static int conn_close(lua_State *L)
     }
     free_notices(c);
     c->busy = 0;
+    c->inflight = 0;
     return 0;
 }
 
@@ -219,11 +222,113 @@ static int has_nul(const char *s, size_t n)
     return memchr(s, '\0', n) != NULL;
 }
 
-/* conn:_send(sql, ...) -> "read" | "rw" (what to wait for) | nil, err. Without parameters the
- * simple protocol runs several statements; with them, $n values travel apart from the SQL text:
- * strings as text (binary when they hold a NUL, so bytea gets every byte and text refuses them),
- * numbers and booleans as their text, nil and gl.pg.null as NULL. */
+/* Converts the values at 3..top into libpq parameters and sends sql with them
+ * (PQsendQueryParams), or without any through the simple protocol (PQsendQuery). Returns
+ * libpq's 0/1; raises for values that cannot be sent. Strings go as text (binary when they
+ * hold a NUL, so bytea gets every byte and text refuses them), numbers and booleans as their
+ * text, nil and gl.pg.null as NULL. */
+static int send_with_params(lua_State *L, pg_conn *c, const char *sql)
+{
+    int n = lua_gettop(L) - 2;
+    if (n == 0)
+        return PQsendQuery(c->pg, sql);
+    if (n > 65535)
+        return luaL_error(L, "gl.pg: too many parameters");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
+    int nullidx = lua_gettop(L);
+    const char **vals = lua_newuserdatauv(L, (sizeof *vals + 2 * sizeof(int)) * (size_t)n, 0);
+    int *lens = (int *)(vals + n), *fmts = lens + n;
+    for (int i = 0; i < n; i++) {
+        int idx = i + 3;
+        size_t len = 0;
+        fmts[i] = 0;
+        switch (lua_type(L, idx)) {
+        case LUA_TNIL:
+            vals[i] = NULL;
+            break;
+        case LUA_TBOOLEAN:
+            vals[i] = lua_toboolean(L, idx) ? "true" : "false";
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx)) {
+                vals[i] = lua_tolstring(L, idx, &len); /* converts in place: fine */
+            } else {
+                lua_Number d = lua_tonumber(L, idx);
+                char buf[64];
+                if (d != d)
+                    snprintf(buf, sizeof buf, "NaN");
+                else if (d > DBL_MAX)
+                    snprintf(buf, sizeof buf, "Infinity");
+                else if (d < -DBL_MAX)
+                    snprintf(buf, sizeof buf, "-Infinity");
+                else
+                    snprintf(buf, sizeof buf, "%.17g", (double)d);
+                lua_pushstring(L, buf);
+                lua_replace(L, idx);
+                vals[i] = lua_tolstring(L, idx, &len);
+            }
+            break;
+        case LUA_TSTRING:
+            vals[i] = lua_tolstring(L, idx, &len);
+            if (has_nul(vals[i], len))
+                fmts[i] = 1;
+            break;
+        default:
+            if (lua_rawequal(L, idx, nullidx)) {
+                vals[i] = NULL;
+                break;
+            }
+            return luaL_error(L, "gl.pg: parameter $%d: cannot send a %s", i + 1,
+                              luaL_typename(L, idx));
+        }
+        if (len > (size_t)0x7fffffff)
+            return luaL_error(L, "gl.pg: parameter $%d too long", i + 1);
+        lens[i] = (int)len;
+    }
+    return PQsendQueryParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+}
+
+/* [-0, +1] what to wait for after a send: the answer cannot be there yet, so say it without
+ * reading the socket; "rw" while libpq still holds output. -1 when the flush failed. */
+static int push_after_send(lua_State *L, pg_conn *c)
+{
+    int fl = PQflush(c->pg);
+    if (fl < 0)
+        return -1;
+    if (fl == 1)
+        lua_pushliteral(L, "rw");
+    else
+        lua_pushliteral(L, "read");
+    return 1;
+}
+
+/* conn:_send(sql, ...) -> "read" | "rw" (what to wait for) | nil, err: one query on the simple
+ * protocol (several statements when there are no parameters), read with _step. Leaves
+ * pipeline mode first, which needs every pipelined query read (pg.lua sees to it). */
 static int conn_send(lua_State *L)
+{
+    pg_conn *c = conn_check_open(L, 1);
+    const char *sql = luaL_checkstring(L, 2);
+    if (!c->ready)
+        return luaL_error(L, "gl.pg: connection not established");
+    if (c->busy || c->inflight > 0)
+        return luaL_error(L, "gl.pg: connection busy (one query at a time per connection)");
+    if (PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c->pg))
+        return push_pg_error(L, PQerrorMessage(c->pg));
+    if (!send_with_params(L, c, sql))
+        return push_pg_error(L, PQerrorMessage(c->pg));
+    c->busy = 1;
+    if (push_after_send(L, c) < 0) {
+        c->busy = 0;
+        return push_pg_error(L, PQerrorMessage(c->pg));
+    }
+    return 1;
+}
+
+/* conn:_psend(sql, ...) -> "read" | "rw" | nil, err: one query with its parameters in
+ * pipeline mode, followed by its own sync point, so that an error in it aborts nothing
+ * queued behind it. Results come back in order; _pstep reads them one query at a time. */
+static int conn_psend(lua_State *L)
 {
     pg_conn *c = conn_check_open(L, 1);
     const char *sql = luaL_checkstring(L, 2);
@@ -231,79 +336,15 @@ static int conn_send(lua_State *L)
         return luaL_error(L, "gl.pg: connection not established");
     if (c->busy)
         return luaL_error(L, "gl.pg: connection busy (one query at a time per connection)");
-    int n = lua_gettop(L) - 2;
-    int ok;
-    if (n == 0) {
-        ok = PQsendQuery(c->pg, sql);
-    } else {
-        if (n > 65535)
-            return luaL_error(L, "gl.pg: too many parameters");
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
-        int nullidx = lua_gettop(L);
-        const char **vals = lua_newuserdatauv(L, (sizeof *vals + 2 * sizeof(int)) * (size_t)n, 0);
-        int *lens = (int *)(vals + n), *fmts = lens + n;
-        for (int i = 0; i < n; i++) {
-            int idx = i + 3;
-            size_t len = 0;
-            fmts[i] = 0;
-            switch (lua_type(L, idx)) {
-            case LUA_TNIL:
-                vals[i] = NULL;
-                break;
-            case LUA_TBOOLEAN:
-                vals[i] = lua_toboolean(L, idx) ? "true" : "false";
-                break;
-            case LUA_TNUMBER:
-                if (lua_isinteger(L, idx)) {
-                    vals[i] = lua_tolstring(L, idx, &len); /* converts in place: fine */
-                } else {
-                    lua_Number d = lua_tonumber(L, idx);
-                    char buf[64];
-                    if (d != d)
-                        snprintf(buf, sizeof buf, "NaN");
-                    else if (d > DBL_MAX)
-                        snprintf(buf, sizeof buf, "Infinity");
-                    else if (d < -DBL_MAX)
-                        snprintf(buf, sizeof buf, "-Infinity");
-                    else
-                        snprintf(buf, sizeof buf, "%.17g", (double)d);
-                    lua_pushstring(L, buf);
-                    lua_replace(L, idx);
-                    vals[i] = lua_tolstring(L, idx, &len);
-                }
-                break;
-            case LUA_TSTRING:
-                vals[i] = lua_tolstring(L, idx, &len);
-                if (has_nul(vals[i], len))
-                    fmts[i] = 1;
-                break;
-            default:
-                if (lua_rawequal(L, idx, nullidx)) {
-                    vals[i] = NULL;
-                    break;
-                }
-                return luaL_error(L, "gl.pg: parameter $%d: cannot send a %s", i + 1,
-                                  luaL_typename(L, idx));
-            }
-            if (len > (size_t)0x7fffffff)
-                return luaL_error(L, "gl.pg: parameter $%d too long", i + 1);
-            lens[i] = (int)len;
-        }
-        ok = PQsendQueryParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
-    }
-    if (!ok)
+    if (lua_gettop(L) < 3)
+        return luaL_error(L, "gl.pg: a pipelined query needs parameters");
+    if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg))
         return push_pg_error(L, PQerrorMessage(c->pg));
-    c->busy = 1;
-    /* the answer cannot be there yet: say what to wait for without reading the socket */
-    int fl = PQflush(c->pg);
-    if (fl < 0) {
-        c->busy = 0;
+    if (!send_with_params(L, c, sql) || !PQpipelineSync(c->pg))
         return push_pg_error(L, PQerrorMessage(c->pg));
-    }
-    if (fl == 1)
-        lua_pushliteral(L, "rw");
-    else
-        lua_pushliteral(L, "read");
+    c->inflight++;
+    if (push_after_send(L, c) < 0)
+        return push_pg_error(L, PQerrorMessage(c->pg));
     return 1;
 }
 
@@ -485,6 +526,59 @@ broken:
     return push_pg_error(L, PQerrorMessage(c->pg));
 }
 
+/* conn:_pstep(acc, consume) -> "done" | "read" | "rw" | nil, err: the results of the oldest
+ * pipelined query into acc, up to its sync point ("done": the next call reads the next
+ * query's). consume: read the socket first (it was readable); without it only what libpq
+ * already holds is converted, so a query whose results came in with an earlier one's costs
+ * no syscall. Never waits. */
+static int conn_pstep(lua_State *L)
+{
+    pg_conn *c = conn_check_open(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int consume = lua_toboolean(L, 3);
+    lua_settop(L, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
+    int nullidx = 3;
+    if (c->inflight == 0)
+        return luaL_error(L, "gl.pg: no pipelined query to read");
+    int fl = PQflush(c->pg);
+    if (fl < 0)
+        goto broken;
+    if (consume && !PQconsumeInput(c->pg))
+        goto broken;
+    while (!PQisBusy(c->pg)) {
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) {
+            /* the end of one query's results; its sync point follows. Twice in a row means
+             * libpq has nothing queued: wait rather than spin */
+            if (++c->nulls > 1)
+                break;
+            continue;
+        }
+        c->nulls = 0;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            c->inflight--;
+            lua_pushliteral(L, "done");
+            return 1;
+        }
+        take_result(L, c, r, nullidx);
+        PQclear(r);
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            goto broken;
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD)
+        goto broken;
+    if (fl == 1)
+        lua_pushliteral(L, "rw");
+    else
+        lua_pushliteral(L, "read");
+    return 1;
+broken:
+    c->inflight = 0;
+    return push_pg_error(L, PQerrorMessage(c->pg));
+}
+
 /* conn:_consume() -> true | nil, err: read what the socket holds (notifications) */
 static int conn_consume(lua_State *L)
 {
@@ -501,7 +595,7 @@ static int conn_consume(lua_State *L)
 static int conn_alive(lua_State *L)
 {
     pg_conn *c = conn_check(L, 1);
-    int ok = c->pg && c->ready && !c->busy && PQstatus(c->pg) == CONNECTION_OK;
+    int ok = c->pg && c->ready && !c->busy && c->inflight == 0 && PQstatus(c->pg) == CONNECTION_OK;
     for (int i = 0; ok && i < 8; i++) {
         char b;
         ssize_t n = recv(PQsocket(c->pg), &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -584,7 +678,7 @@ static int conn_backend_pid(lua_State *L)
 static int conn_busy(lua_State *L)
 {
     pg_conn *c = conn_check(L, 1);
-    lua_pushboolean(L, c->busy);
+    lua_pushboolean(L, c->busy || c->inflight > 0);
     return 1;
 }
 
@@ -756,6 +850,8 @@ int gl_open_pg(lua_State *L)
                                        {"socket", conn_socket},
                                        {"_send", conn_send},
                                        {"_step", conn_step},
+                                       {"_psend", conn_psend},
+                                       {"_pstep", conn_pstep},
                                        {"_consume", conn_consume},
                                        {"_notify", conn_notify},
                                        {"alive", conn_alive},

@@ -118,10 +118,201 @@ local function run_query(c, ...)
     return unpack(acc, 1, acc.n)
 end
 
--- conn:query(sql, ...) -> rows (one per statement) | nil, err [, sqlstate]
+-- Pipelining -----------------------------------------------------------------------
+-- A query with parameters goes out at once in libpq's pipeline mode, each with its own sync
+-- point (so an error in one aborts nothing behind it), however many other green threads'
+-- queries are in flight on the connection. Results come back in order. One thread at a time
+-- reads the socket: the owner of the oldest live query (st.reader). It reads until its own
+-- query is complete, converting on the way (and discarding) the results of abandoned ones
+-- ahead of it, then hands the socket to the next live query's thread, which usually finds
+-- its results already read. Parked threads wait in st.waiters in the order of their
+-- queries, so waking the first one always wakes the new reader.
+-- A query without parameters may hold several statements: it needs the simple protocol,
+-- outside pipeline mode, so it waits until the pipeline is empty and holds the connection
+-- alone meanwhile (st.excl); pipelined queries wait in st.gate while it runs or waits.
+-- A Timeout or kill of a thread whose query is in flight abandons the query: its result is
+-- discarded when it arrives and the others' results are not touched. It is cancelled on
+-- the server only when no live query is left on the connection (a cancel hits whatever the
+-- backend runs at that moment, which could be a neighbour's query): the last thread to
+-- leave cancels what abandoned queries are left and reads their ends, with new queries held
+-- back in st.gate until it is done.
+
+local pstates = setmetatable({}, { __mode = "k" })
+
+local function pstate(c)
+    local st = pstates[c]
+    if not st then
+        st = { q = {}, head = 1, tail = 0, live = 0, reader = nil, excl = false,
+            excl_waiting = 0, waiters = core.waitq(), gate = core.waitq() }
+        pstates[c] = st
+    end
+    return st
+end
+
+-- every query in flight ends with err (the connection broke); all their threads wake
+local function fail_all(st, err)
+    for i = st.head, st.tail do
+        local e = st.q[i]
+        e.done, e.ferr = true, err
+        st.q[i] = nil
+    end
+    st.head, st.tail, st.live, st.reader = 1, 0, 0, nil
+    st.waiters:wake_all(true)
+    st.gate:wake_all(true)
+end
+
+local function pop(st)
+    local e = st.q[st.head]
+    st.q[st.head] = nil
+    st.head = st.head + 1
+    if st.head > st.tail then st.head, st.tail = 1, 0 end
+    return e
+end
+
+-- reads (and discards) every query left in the pipeline
+local function drain_pipeline(c, st)
+    local consume = false
+    while st.head <= st.tail do
+        local r, err = c:_pstep(st.q[st.head].acc, consume)
+        if r == "done" then
+            pop(st).done = true
+            consume = false
+        elseif not r then
+            return nil, err
+        else
+            wait_fd(c:socket(), true, r == "rw")
+            consume = true
+        end
+    end
+    return true
+end
+
+local function wake_gate(st)
+    if #st.gate > 0 then st.gate:wake_all(true) end
+end
+
+-- Only abandoned queries are left: cancel them on the server (no live query can be hit,
+-- and new ones wait until this is done) and read their ends; on failure close.
+local function pabort(c, st)
+    st.excl = true
+    local ok, done, err = pcall(function()
+        local t <close> = gl.Timeout(M.cancel_timeout)
+        local h <close> = c:_cancel_start()
+        if h then wait_fd(h:fileno(), true, false) end
+        return drain_pipeline(c, st)
+    end)
+    st.excl = false
+    if not (ok and done) then
+        c:close()
+        fail_all(st, ok and err or "closed")
+    end
+    wake_gate(st)
+end
+
+-- the reader is leaving (its query is done or abandoned): pass the socket on
+local function hand_over(c, st)
+    st.reader = nil
+    if st.live > 0 then
+        for i = st.head, st.tail do
+            local e = st.q[i]
+            if not e.abandoned then
+                st.reader = e
+                st.waiters:wake_one(true)
+                return
+            end
+        end
+    end
+    if st.head <= st.tail then
+        pabort(c, st)
+    else
+        wake_gate(st)
+    end
+end
+
+-- this thread's turn: read results in order until e's are complete
+local function read_until(c, st, e)
+    local consume = false
+    while not e.done do
+        local r, err = c:_pstep(st.q[st.head].acc, consume)
+        if r == "done" then
+            local d = pop(st)
+            d.done = true
+            if not d.abandoned then st.live = st.live - 1 end
+            consume = false
+        elseif not r then
+            fail_all(st, err)
+            return
+        else
+            wait_fd(c:socket(), true, r == "rw")
+            consume = true
+        end
+    end
+    hand_over(c, st)
+end
+
+local function await(c, st, e)
+    if st.reader then
+        st.waiters:park("gl.pg: query") -- woken when e's turn to read comes (or all failed)
+        if e.done then return end
+    else
+        st.reader = e
+    end
+    read_until(c, st, e)
+end
+
+local function pipelined(c, st, ...)
+    while st.excl or st.excl_waiting > 0 do st.gate:park("gl.pg: query") end
+    local want, err = c:_psend(...)
+    if not want then return nil, err end
+    local e = { acc = { n = 0 } }
+    st.tail = st.tail + 1
+    st.q[st.tail] = e
+    st.live = st.live + 1
+    local ok, perr = pcall(await, c, st, e)
+    if not ok then
+        if not e.done then
+            e.abandoned = true
+            st.live = st.live - 1
+            if st.reader == e then hand_over(c, st) end
+        end
+        deliver_notices(c)
+        error(perr, 0)
+    end
+    deliver_notices(c)
+    if e.ferr then return nil, e.ferr end
+    local acc = e.acc
+    if acc.err then return nil, acc.err, acc.sqlstate end
+    return unpack(acc, 1, acc.n)
+end
+
+-- the simple protocol, alone on the connection
+local function exclusive(c, st, sql)
+    if st.excl or st.head <= st.tail then
+        st.excl_waiting = st.excl_waiting + 1
+        local ok, err = pcall(function()
+            repeat st.gate:park("gl.pg: query") until not st.excl and st.head > st.tail
+        end)
+        st.excl_waiting = st.excl_waiting - 1
+        if not ok then
+            wake_gate(st)
+            error(err, 0)
+        end
+    end
+    st.excl = true
+    local r = pack(pcall(run_query, c, sql))
+    st.excl = false
+    wake_gate(st)
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+end
+
+-- conn:query(sql, ...) -> rows (one per statement) | nil, err [, sqlstate]. Several green
+-- threads may query one connection at once: queries with parameters are pipelined.
 function Conn:query(sql, ...)
     if type(sql) ~= "string" then error("gl.pg: query: sql must be a string", 2) end
-    return run_query(self, sql, ...)
+    local st = pstate(self)
+    if select("#", ...) == 0 then return exclusive(self, st, sql) end
+    return pipelined(self, st, sql, ...)
 end
 
 -- conn:on_notice(fn): fn(msg, conn) for each notice (nil: drop them)
@@ -176,7 +367,8 @@ ConnectError.__tostring = function(e) return e.msg end
 function M.pool(conninfo, opts)
     if type(conninfo) ~= "string" then error("gl.pg.pool: conninfo must be a string", 2) end
     opts = opts or {}
-    local p = setmetatable({ conninfo = conninfo }, Pool)
+    local p = setmetatable({ conninfo = conninfo, load = {}, connecting = 0, excl_waiting = 0,
+        share_wait = core.waitq() }, Pool)
     p.pool = pools.Pool {
         max_size = opts.max_size or 4,
         create = function()
@@ -192,16 +384,24 @@ function M.pool(conninfo, opts)
     return p
 end
 
--- pool:acquire() -> conn | nil, err: a live connection (made lazily; broken ones met on
--- the way are dropped)
-function Pool:acquire()
+-- pool:acquire() -> conn | nil, err: a live connection of this thread's own (made lazily;
+-- broken ones met on the way are dropped)
+function Pool:acquire(exclusive)
+    -- a thread that will wait for a connection of its own holds back queries from joining
+    -- shared connections (pool:query's own share() calls it with free() > 0: no wait)
+    local waits = exclusive ~= false and self.pool:free() == 0
+    if waits then self.excl_waiting = self.excl_waiting + 1 end
     while true do
         local ok, c = pcall(self.pool.get, self.pool)
         if not ok then
+            if waits then self.excl_waiting = self.excl_waiting - 1 end
             if getmetatable(c) == ConnectError then return nil, c.msg end
             error(c, 0)
         end
-        if c:alive() then return c end
+        if c:alive() then
+            if waits then self.excl_waiting = self.excl_waiting - 1 end
+            return c
+        end
         c:close()
         self.pool:discard(c)
     end
@@ -220,12 +420,59 @@ function Pool:release(c)
     end
 end
 
--- pool:query(sql, ...): conn:query on a borrowed connection
+-- Pipelined queries share connections: a connection taken from gl.pools.Pool for them is
+-- in self.load (connection -> threads using it) until the last of them leaves, and then
+-- goes back, so a transaction or acquire still gets a connection to itself. A query joins
+-- the least loaded shared connection, or takes a new one while the pool has room, so that
+-- at most max_size backends serve any number of threads. While a thread waits for a
+-- connection of its own, queries stop joining shared ones, so these drain and it gets one.
+local function share(self)
+    while true do
+        local best, bl
+        for c, n in pairs(self.load) do
+            if c:status() == "ok" and (not best or n < bl) then best, bl = c, n end
+        end
+        local free = self.pool:free()
+        if best and self.excl_waiting == 0 and (bl == 0 or free == 0 or self.connecting > 0) then
+            return best
+        end
+        if free > 0 or self.excl_waiting > 0 or not (best or self.connecting > 0) then
+            self.connecting = self.connecting + 1
+            local ok, c, err = pcall(self.acquire, self, false)
+            self.connecting = self.connecting - 1
+            if #self.share_wait > 0 then self.share_wait:wake_all(true) end
+            if not ok then error(c, 0) end
+            if not c then return nil, err end
+            self.load[c] = 0
+            return c
+        end
+        self.share_wait:park("gl.pg.pool: query") -- a connection is being made
+    end
+end
+
+-- pool:query(sql, ...): conn:query on a borrowed connection (one shared by pipelined
+-- queries when there are parameters)
 function Pool:query(sql, ...)
-    local c, err = self:acquire()
+    if select("#", ...) == 0 then
+        local c, err = self:acquire(true)
+        if not c then return nil, err end
+        local r = pack(pcall(c.query, c, sql))
+        self:release(c)
+        if not r[1] then error(r[2], 0) end
+        return unpack(r, 2, r.n)
+    end
+    local c, err = share(self)
     if not c then return nil, err end
+    local load = self.load
+    load[c] = load[c] + 1
     local r = pack(pcall(c.query, c, sql, ...))
-    self:release(c)
+    local n = load[c] - 1
+    if n == 0 then
+        load[c] = nil
+        self:release(c)
+    else
+        load[c] = n
+    end
     if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
 end
