@@ -493,12 +493,19 @@ static void make_sentinel(lua_State *L, void *key, const char *name)
  * on top */
 int gl_open_queue(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"put", q_put},         {"get", q_get},           {"put_nowait", q_put_nowait},
-        {"get_nowait", q_get_nowait}, {"qsize", q_qsize}, {"empty", q_empty},
-        {"full", q_full},       {"getting", q_getting},   {"putting", q_putting},
-        {"resize", q_resize},   {"task_done", q_task_done}, {"join", q_join},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"put", q_put},
+                                       {"get", q_get},
+                                       {"put_nowait", q_put_nowait},
+                                       {"get_nowait", q_get_nowait},
+                                       {"qsize", q_qsize},
+                                       {"empty", q_empty},
+                                       {"full", q_full},
+                                       {"getting", q_getting},
+                                       {"putting", q_putting},
+                                       {"resize", q_resize},
+                                       {"task_done", q_task_done},
+                                       {"join", q_join},
+                                       {NULL, NULL}};
     lua_pushcfunction(L, l_queue);
     lua_setfield(L, -2, "queue");
     luaL_newlib(L, methods);
