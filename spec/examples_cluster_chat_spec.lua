@@ -8,12 +8,7 @@ local redis_util = require "redis_util"
 
 local HAPROXY = os.getenv("HAPROXY") or "/usr/sbin/haproxy"
 
-local function free_port()
-    local s = assert(gl.listen("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return port
-end
+local free_port = proc.free_port
 
 -- redis-server, three chat nodes and HAProxy in front of them; stop with env.stop().
 local function start_cluster(n)

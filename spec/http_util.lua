@@ -1,21 +1,14 @@
 -- Shared by the HTTP specs: a gl server on a free 127.0.0.1 port, external commands (curl,
 -- python3) run without blocking the hub and stopped by PID, and a raw-socket exchange.
 local gl = require "gl"
+local proc = require "proc"
 
 local U = {}
 
-local function quote(s)
-    return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = proc.quote
 U.quote = quote
 
--- A free port on 127.0.0.1 (bound, read, released).
-function U.free_port()
-    local l = assert(gl.listen("127.0.0.1", 0))
-    local _, port = l:getsockname()
-    l:close()
-    return port
-end
+U.free_port = proc.free_port
 
 -- Starts gl.http.server in the background on a free port; returns srv, port.
 function U.serve(app, opts)

@@ -15,12 +15,7 @@ local function as_pg(cmd)
     return cmd
 end
 
-local function free_port()
-    local s = assert(gl.listen("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return port
-end
+local free_port = proc.free_port
 
 local function sh(cmd, within)
     local out = proc.run_bg(cmd .. " 2>&1", nil, within or 60)

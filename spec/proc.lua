@@ -14,6 +14,14 @@ local function shell_quote(s)
 end
 M.quote = shell_quote
 
+-- A loopback port free at the time of asking, for a child server to bind.
+function M.free_port()
+    local s = assert(gl.listen("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    return port
+end
+
 local function read_file(path)
     local f = io.open(path)
     if not f then return "" end

@@ -8,12 +8,7 @@ local M = {}
 
 M.BIN = os.getenv("REDIS_SERVER") or "/usr/bin/redis-server"
 
-local function free_port()
-    local s = assert(gl.listen("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return port
-end
+local free_port = proc.free_port
 
 -- Starts redis-server; opts.timeout is its idle-client timeout in seconds (0 = never),
 -- opts.port a port to reuse (a restart), opts.requirepass a password, opts.tls

@@ -10,6 +10,14 @@ local function listener(host)
     return srv, port
 end
 
+-- a UDP socket bound to a free loopback port, and that port
+local function udp_bound()
+    local u = gl.socket.udp()
+    assert.is_true(u:bind("127.0.0.1", 0))
+    local _, port = u:getsockname()
+    return u, port
+end
+
 -- a connected pair: client and the server's end
 local function pair()
     local srv, port = listener()
@@ -240,12 +248,8 @@ describe("gl sockets", function()
     end))
 
     it("speaks UDP with sendto and recvfrom", green(function()
-        local a = gl.socket.udp()
-        assert.is_true(a:bind("127.0.0.1", 0))
-        local _, aport = a:getsockname()
-        local b = gl.socket.udp()
-        assert.is_true(b:bind("127.0.0.1", 0))
-        local _, bport = b:getsockname()
+        local a, aport = udp_bound()
+        local b, bport = udp_bound()
         assert.equal(4, b:sendto("ping", "127.0.0.1", aport))
         local data, host, port = a:recvfrom(100)
         assert.equal("ping", data)
@@ -257,12 +261,8 @@ describe("gl sockets", function()
     -- a short datagram says nothing about the queue behind it: a reply sent in between
     -- must not make the next recv wait for an edge that the queued datagram never makes
     it("reads every queued datagram of a connected UDP socket across replies", green(function()
-        local a = gl.socket.udp()
-        assert.is_true(a:bind("127.0.0.1", 0))
-        local _, aport = a:getsockname()
-        local b = gl.socket.udp()
-        assert.is_true(b:bind("127.0.0.1", 0))
-        local _, bport = b:getsockname()
+        local a, aport = udp_bound()
+        local b, bport = udp_bound()
         assert(a:connect("127.0.0.1", bport))
         a:settimeout(2)
         local first = gl.spawn(a.recv, a, 100)

@@ -71,12 +71,7 @@ local function python(code, args, within)
     return out
 end
 
-local function free_port()
-    local l = assert(gl.listen("127.0.0.1", 0))
-    local _, port = l:getsockname()
-    l:close()
-    return port
-end
+local free_port = proc.free_port
 
 local function open_fds()
     local f = assert(io.open("/proc/self/stat"))

@@ -14,12 +14,7 @@ print("worker " .. id .. " ready pid " .. require("gl.core").getpid())
 gl.serve(srv, function(c) c:sendall(id .. "\n") end)
 ]]
 
-local function free_port()
-    local s = assert(gl.listen("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return port
-end
+local free_port = proc.free_port
 
 local function count(s, pattern)
     local n = 0
