@@ -299,6 +299,73 @@ describe("gl.pg", function()
         assert.equal(10, c:query("select $1::int as v", 10)[1].v)
     end))
 
+    -- the statements this connection has prepared, by their SQL
+    local function prepared(c)
+        local names = {}
+        for _, row in ipairs(assert(c:query("select name, statement from pg_prepared_statements"))) do
+            names[row.statement] = row.name
+        end
+        return names
+    end
+
+    it("prepares a query with parameters once per connection and reuses the statement", green(function()
+        local c <close> = connect()
+        local sql = "select $1::int + 1 as v"
+        for i = 1, 5 do assert.equal(i + 1, c:query(sql, i)[1].v) end
+        local names = prepared(c)
+        assert.is_string(names[sql])
+        local n = 0
+        for _ in pairs(names) do n = n + 1 end
+        assert.equal(1, n)
+        -- a Parse error is the query's error, and nothing is cached for it
+        for _ = 1, 2 do
+            local ok, err, state = c:query("select $1::int from from", 1)
+            assert.is_nil(ok)
+            assert.matches("syntax error", err)
+            assert.equal("42601", state)
+        end
+        assert.is_nil(prepared(c)["select $1::int from from"])
+        assert.equal(3, c:query(sql, 2)[1].v)
+    end))
+
+    it("prepares again when statements vanish or a plan's result type changes", green(function()
+        local c <close> = connect()
+        local sql = "select $1::int * 2 as v"
+        assert.equal(4, c:query(sql, 2)[1].v)
+        assert(c:query("deallocate all"))
+        assert.equal(6, c:query(sql, 3)[1].v)
+        -- dropped where gl cannot see it: the next use fails with 26000, is prepared again
+        -- and sent again, outside a transaction, without the caller seeing the error
+        assert(c:query("do $$ begin execute 'dealloc' || 'ate all'; end $$"))
+        assert.is_nil(prepared(c)[sql])
+        assert.equal(8, c:query(sql, 4)[1].v)
+        assert.is_string(prepared(c)[sql])
+        assert(c:query("create temp table widen (a int); insert into widen values (1)"))
+        local q = "select * from widen where a = $1"
+        assert.same({ a = 1 }, c:query(q, 1)[1])
+        assert(c:query("alter table widen add column b int default 7"))
+        assert.same({ a = 1, b = 7 }, c:query(q, 1)[1])
+        -- in a transaction the error is the caller's: the transaction is aborted by then
+        assert(c:query("begin"))
+        assert.same({ a = 1, b = 7 }, c:query(q, 1)[1])
+        assert(c:query("alter table widen drop column b"))
+        local ok, _, state = c:query(q, 1)
+        assert.is_nil(ok)
+        assert.equal("0A000", state)
+        assert(c:query("rollback"))
+        assert.same({ a = 1, b = 7 }, c:query(q, 1)[1])
+    end))
+
+    it("prepares nothing with prepare = false (for a pooler in transaction mode)", green(function()
+        local c <close> = assert(pg.connect(server.conninfo, { prepare = false }))
+        for i = 1, 3 do assert.equal(i, c:query("select $1::int as v", i)[1].v) end
+        assert.is_nil(next(prepared(c)))
+        local p = pg.pool(server.conninfo, { max_size = 1, prepare = false })
+        assert.equal(5, p:query("select $1::int as v", 5)[1].v)
+        assert.equal(0, #p:query("select name from pg_prepared_statements"))
+        p:close()
+    end))
+
     it("a Timeout mid-pipeline abandons that query only; the last one out cancels on the server", green(function()
         local c <close> = connect()
         local watch <close> = connect()

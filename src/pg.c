@@ -38,11 +38,14 @@ typedef struct pg_conn {
     PGconn *pg;
     notice *nhead, *ntail; /* notices libpq reported, until Lua drains them */
     int nnotices;
-    int inflight;          /* pipelined queries sent whose sync point is not read yet */
-    int nulls;             /* PQgetResult's NULLs in a row while stepping a pipeline */
-    unsigned busy : 1;     /* a simple-protocol query was sent and its results are not all read */
-    unsigned copy_out : 1; /* draining a COPY TO STDOUT nobody asked for */
-    unsigned ready : 1;    /* connected and set non-blocking */
+    int inflight;            /* pipelined queries sent whose sync point is not read yet */
+    int nulls;               /* PQgetResult's NULLs in a row while stepping a pipeline */
+    int nstmts;              /* statements this connection prepared on the server */
+    unsigned stmt_seq;       /* names them: gl_1, gl_2, ... */
+    unsigned no_prepare : 1; /* never prepare (a pooler in transaction mode, say) */
+    unsigned busy : 1;       /* a simple-protocol query was sent and its results are not all read */
+    unsigned copy_out : 1;   /* draining a COPY TO STDOUT nobody asked for */
+    unsigned ready : 1;      /* connected and set non-blocking */
 } pg_conn;
 
 static pg_conn *conn_check(lua_State *L, int idx)
@@ -171,9 +174,11 @@ static int l_connect_start(lua_State *L)
     }
     kv[n] = NULL;
     kv[2 * n + 1] = NULL;
-    pg_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    pg_conn *c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, PG_MT);
+    lua_newtable(L); /* the statement cache: sql -> name of its prepared statement */
+    lua_setiuservalue(L, -2, 1);
     c->pg = PQconnectStartParams(kv, kv + n + 1, 0);
     if (!c->pg)
         return luaL_error(L, "gl.pg: out of memory");
@@ -222,14 +227,16 @@ static int has_nul(const char *s, size_t n)
     return memchr(s, '\0', n) != NULL;
 }
 
-/* Converts the values at 3..top into libpq parameters and sends sql with them
- * (PQsendQueryParams), or without any through the simple protocol (PQsendQuery). Returns
- * libpq's 0/1; raises for values that cannot be sent. Strings go as text (binary when they
- * hold a NUL, so bytea gets every byte and text refuses them), numbers and booleans as their
- * text, nil and gl.pg.null as NULL. */
-static int send_with_params(lua_State *L, pg_conn *c, const char *sql)
+/* Converts the values at first..top into libpq parameters and sends sql with them: as the
+ * prepared statement stmt (PQsendQueryPrepared; prepared first when `prepare`), else
+ * PQsendQueryParams, or without any parameters through the simple protocol (PQsendQuery).
+ * Returns libpq's 0/1; raises, having sent nothing, for values that cannot be sent. Strings go as
+ * text (binary when they hold a NUL, so bytea gets every byte and text refuses them), numbers and
+ * booleans as their text, nil and gl.pg.null as NULL. */
+static int send_with_params(lua_State *L, pg_conn *c, const char *sql, const char *stmt,
+                            int prepare, int first)
 {
-    int n = lua_gettop(L) - 2;
+    int n = lua_gettop(L) - first + 1;
     if (n == 0)
         return PQsendQuery(c->pg, sql);
     if (n > 65535)
@@ -239,7 +246,7 @@ static int send_with_params(lua_State *L, pg_conn *c, const char *sql)
     const char **vals = lua_newuserdatauv(L, (sizeof *vals + 2 * sizeof(int)) * (size_t)n, 0);
     int *lens = (int *)(vals + n), *fmts = lens + n;
     for (int i = 0; i < n; i++) {
-        int idx = i + 3;
+        int idx = i + first;
         size_t len = 0;
         fmts[i] = 0;
         switch (lua_type(L, idx)) {
@@ -285,6 +292,10 @@ static int send_with_params(lua_State *L, pg_conn *c, const char *sql)
             return luaL_error(L, "gl.pg: parameter $%d too long", i + 1);
         lens[i] = (int)len;
     }
+    if (prepare && !PQsendPrepare(c->pg, stmt, sql, n, NULL))
+        return 0;
+    if (stmt)
+        return PQsendQueryPrepared(c->pg, stmt, n, vals, lens, fmts, 0);
     return PQsendQueryParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
 }
 
@@ -315,7 +326,7 @@ static int conn_send(lua_State *L)
         return luaL_error(L, "gl.pg: connection busy (one query at a time per connection)");
     if (PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c->pg))
         return push_pg_error(L, PQerrorMessage(c->pg));
-    if (!send_with_params(L, c, sql))
+    if (!send_with_params(L, c, sql, NULL, 0, 3))
         return push_pg_error(L, PQerrorMessage(c->pg));
     c->busy = 1;
     if (push_after_send(L, c) < 0) {
@@ -325,26 +336,112 @@ static int conn_send(lua_State *L)
     return 1;
 }
 
-/* conn:_psend(sql, ...) -> "read" | "rw" | nil, err: one query with its parameters in
+/* A connection prepares at most this many statements; later new queries go unprepared. */
+#define MAX_STATEMENTS 256
+
+/* conn:_psend(acc, sql, ...) -> "read" | "rw" | nil, err: one query with its parameters in
  * pipeline mode, followed by its own sync point, so that an error in it aborts nothing
- * queued behind it. Results come back in order; _pstep reads them one query at a time. */
+ * queued behind it. Results come back in order; _pstep reads them into acc one query at a
+ * time. A query is prepared (a named statement, parsed and planned once) the first time its
+ * sql is sent on this connection, and executed as that statement from then on: the Parse's
+ * result is the first of the query's, which _pstep recognises by acc.prep. */
 static int conn_psend(lua_State *L)
 {
     pg_conn *c = conn_check_open(L, 1);
-    const char *sql = luaL_checkstring(L, 2);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const char *sql = luaL_checkstring(L, 3);
     if (!c->ready)
         return luaL_error(L, "gl.pg: connection not established");
     if (c->busy)
         return luaL_error(L, "gl.pg: connection busy (one query at a time per connection)");
-    if (lua_gettop(L) < 3)
+    if (lua_gettop(L) < 4)
         return luaL_error(L, "gl.pg: a pipelined query needs parameters");
     if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg))
         return push_pg_error(L, PQerrorMessage(c->pg));
-    if (!send_with_params(L, c, sql) || !PQpipelineSync(c->pg))
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 3);
+    const char *stmt = lua_rawget(L, -2) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_rotate(L, 4, 2); /* cache and name below the parameters, which stay at the top */
+    int ok;
+    if (stmt || c->no_prepare || c->nstmts >= MAX_STATEMENTS) {
+        ok = send_with_params(L, c, sql, stmt, 0, 6);
+    } else {
+        char name[24];
+        snprintf(name, sizeof name, "gl_%u", ++c->stmt_seq);
+        ok = send_with_params(L, c, sql, name, 1, 6);
+        if (ok) {
+            c->nstmts++;
+            lua_pushstring(L, name);
+            lua_setfield(L, 2, "prep");
+            lua_pushvalue(L, 3);
+            lua_setfield(L, 2, "sql");
+        }
+    }
+    if (!ok || !PQpipelineSync(c->pg))
         return push_pg_error(L, PQerrorMessage(c->pg));
     c->inflight++;
     if (push_after_send(L, c) < 0)
         return push_pg_error(L, PQerrorMessage(c->pg));
+    return 1;
+}
+
+/* conn:_forget(sql): its statement is no more (DEALLOCATE, or a plan whose result type
+ * changed): prepare it again next time. conn:_forget(): all of them are gone (DISCARD). */
+static int conn_forget(lua_State *L)
+{
+    pg_conn *c = conn_check(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        lua_newtable(L);
+        lua_setiuservalue(L, 1, 1);
+        c->nstmts = 0;
+        return 0;
+    }
+    luaL_checkstring(L, 2);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* conn:_prepare(on): whether to prepare pipelined queries (on by default) */
+static int conn_prepare(lua_State *L)
+{
+    conn_check(L, 1)->no_prepare = !lua_toboolean(L, 2);
+    return 0;
+}
+
+/* The first result of a query sent with a Parse (acc.prep, at index 2): on success the
+ * statement goes into the cache under acc.sql and the result is dropped (returns 1); a
+ * failed Parse is the query's error (returns 0: take_result keeps it). */
+static int took_prepare(lua_State *L, pg_conn *c, PGresult *r)
+{
+    if (lua_getfield(L, 2, "prep") != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pushnil(L);
+    lua_setfield(L, 2, "prep"); /* stack: name */
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        lua_pop(L, 1);
+        c->nstmts--;
+        return 0;
+    }
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, 2, "sql");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TNIL) { /* two first uses at once: the first one wins */
+            lua_pop(L, 1);
+            lua_pushvalue(L, -3);
+            lua_rawset(L, -3);
+        } else {
+            lua_pop(L, 2);
+        }
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
     return 1;
 }
 
@@ -561,6 +658,10 @@ static int conn_pstep(lua_State *L)
             c->inflight--;
             lua_pushliteral(L, "done");
             return 1;
+        }
+        if (took_prepare(L, c, r)) {
+            PQclear(r);
+            continue;
         }
         take_result(L, c, r, nullidx);
         PQclear(r);
@@ -852,6 +953,8 @@ int gl_open_pg(lua_State *L)
                                        {"_step", conn_step},
                                        {"_psend", conn_psend},
                                        {"_pstep", conn_pstep},
+                                       {"_forget", conn_forget},
+                                       {"_prepare", conn_prepare},
                                        {"_consume", conn_consume},
                                        {"_notify", conn_notify},
                                        {"alive", conn_alive},

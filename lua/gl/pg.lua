@@ -70,6 +70,7 @@ function M.connect(conninfo, opts)
         return nil, perr
     end
     if opts and opts.on_notice then on_notice[c] = opts.on_notice end
+    if opts and opts.prepare == false then c:_prepare(false) end
     return c
 end
 
@@ -209,6 +210,16 @@ local function pabort(c, st)
     wake_gate(st)
 end
 
+-- SQL that drops prepared statements behind the connection's back
+local function drops_statements(sql)
+    local s = sql:lower()
+    return s:find("deallocate", 1, true) or s:find("discard", 1, true)
+end
+
+-- a cached statement that is gone (26000) or whose plan changed its result type (0A000)
+-- failed before it ran; outside a transaction it can simply be prepared and sent again
+local STALE = { ["26000"] = true, ["0A000"] = true }
+
 -- the reader is leaving (its query is done or abandoned): pass the socket on
 local function hand_over(c, st)
     st.reader = nil
@@ -262,9 +273,9 @@ end
 
 local function pipelined(c, st, ...)
     while st.excl or st.excl_waiting > 0 do st.gate:park("gl.pg: query") end
-    local want, err = c:_psend(...)
-    if not want then return nil, err end
     local e = { acc = { n = 0 } }
+    local want, err = c:_psend(e.acc, ...)
+    if not want then return nil, err end
     st.tail = st.tail + 1
     st.q[st.tail] = e
     st.live = st.live + 1
@@ -301,6 +312,7 @@ local function exclusive(c, st, sql)
     st.excl = true
     local r = pack(pcall(run_query, c, sql))
     st.excl = false
+    if drops_statements(sql) then c:_forget() end
     wake_gate(st)
     if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
@@ -312,7 +324,14 @@ function Conn:query(sql, ...)
     if type(sql) ~= "string" then error("gl.pg: query: sql must be a string", 2) end
     local st = pstate(self)
     if select("#", ...) == 0 then return exclusive(self, st, sql) end
-    return pipelined(self, st, sql, ...)
+    -- one statement at most with parameters: rows, or nil, err [, sqlstate]
+    local rows, err, sqlstate = pipelined(self, st, sql, ...)
+    if rows then return rows end
+    if STALE[sqlstate] then
+        self:_forget(sql)
+        if self:txstatus() == "idle" then return pipelined(self, st, sql, ...) end
+    end
+    return nil, err, sqlstate
 end
 
 -- conn:on_notice(fn): fn(msg, conn) for each notice (nil: drop them)
@@ -372,7 +391,8 @@ function M.pool(conninfo, opts)
     p.pool = pools.Pool {
         max_size = opts.max_size or 4,
         create = function()
-            local c, err = M.connect(conninfo, { on_notice = opts.on_notice })
+            local c, err = M.connect(conninfo,
+                { on_notice = opts.on_notice, prepare = opts.prepare })
             if not c then error(setmetatable({ msg = err }, ConnectError), 0) end
             return c
         end,
