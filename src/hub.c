@@ -67,6 +67,11 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
             gl_sched_finish(h->L, t); /* killed before it started: unanchor now */
     }
     h->in_runq = 0;
+    while (h->deferred) {
+        gl_deferred *d = h->deferred;
+        gl_hub_undefer(d);
+        d->fn(d);
+    }
     /* threads still queued (a sleep(0) loop, say) run on the next pass, after libevent
      * has polled fds and timers: as a zero timer, not an active event, which libevent
      * would run again in this same sweep, starving every fd and timer. The clock is read
@@ -98,6 +103,30 @@ void gl_hub_enqueue(gl_hub *h, gl_thread *t)
     if (h->rq_len++ == 0 && !h->in_runq)
         event_active(h->runq_ev, EV_READ, 0);
     t->queued = 1;
+}
+
+void gl_hub_defer(gl_hub *h, gl_deferred *d)
+{
+    if (d->pprev)
+        return;
+    d->next = h->deferred;
+    if (d->next)
+        d->next->pprev = &d->next;
+    d->pprev = &h->deferred;
+    h->deferred = d;
+    if (!h->in_runq && h->rq_len == 0)
+        event_active(h->runq_ev, EV_READ, 0);
+}
+
+void gl_hub_undefer(gl_deferred *d)
+{
+    if (!d->pprev)
+        return;
+    *d->pprev = d->next;
+    if (d->next)
+        d->next->pprev = d->pprev;
+    d->next = NULL;
+    d->pprev = NULL;
 }
 
 static int hub_gc(lua_State *L)
@@ -146,6 +175,8 @@ gl_hub *gl_hub_new(lua_State *L, struct event_base *base)
 
 void gl_hub_free(gl_hub *h)
 {
+    while (h->deferred) /* their owners may outlive the hub as garbage: leave them unlinked */
+        gl_hub_undefer(h->deferred);
     if (h->runq_ev)
         event_free(h->runq_ev);
     if (h->own_base)
@@ -191,7 +222,7 @@ int gl_hub_idle(gl_hub *h)
 {
     /* counted by gl itself, not from libevent: sockets keep persistent events added
      * while nobody waits on them (no epoll_ctl per wait), and those are no work */
-    return !h->rq_len && !h->n_waits;
+    return !h->rq_len && !h->n_waits && !h->deferred;
 }
 
 /* A thread parked on nothing but a wait queue when nothing can run: the main thread

@@ -10,6 +10,15 @@ typedef struct gl_hub gl_hub;
 typedef struct gl_thread gl_thread;
 typedef struct gl_waitq gl_waitq;
 
+/* Work put off until the end of the hub's current pass over the run queue, when every
+ * thread made ready has run: coalescing what they did (one flush for many writes, say).
+ * Embedded in its owner, which unlinks it (gl_hub_undefer) before it goes away. */
+typedef struct gl_deferred gl_deferred;
+struct gl_deferred {
+    gl_deferred *next, **pprev; /* pprev is NULL while not deferred */
+    void (*fn)(gl_deferred *d);
+};
+
 struct gl_hub {
     lua_State *L; /* the main state: runs callbacks, owns the registry */
     struct event_base *base;
@@ -31,6 +40,7 @@ struct gl_hub {
     void (*quiesce)(gl_hub *h); /* drops those events once gl is idle (socket.c) */
     int exit_code;              /* set when the main thread fails: 1, or 130 for gl.Interrupt */
     int stop;                   /* the hub loop should return */
+    gl_deferred *deferred;      /* to run once the current run-queue pass is over */
 };
 
 /* Returns the hub of L's Lua state, or raises when gl is not loaded. */
@@ -42,6 +52,11 @@ gl_hub *gl_hub_new(lua_State *L, struct event_base *base);
 void gl_hub_free(gl_hub *h);
 /* Appends t to the run queue; the hub resumes it on its next pass. */
 void gl_hub_enqueue(gl_hub *h, gl_thread *t);
+/* Runs d->fn once after the current pass over the run queue (after the next one when
+ * none is running); a no-op while d is already deferred. */
+void gl_hub_defer(gl_hub *h, gl_deferred *d);
+/* Takes d off the list when it is on it. */
+void gl_hub_undefer(gl_deferred *d);
 /* Events added or active in the base, not counting the run queue's own. */
 int gl_hub_nevents(gl_hub *h);
 /* True when nothing is queued and no wait can end by itself: gl has nothing to do. */

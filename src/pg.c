@@ -2,11 +2,15 @@
  * connecting or of reading a query's results at a time, and result conversion. It never
  * waits itself: lua/gl/pg.lua waits on the socket between steps (and owns cancel policy). */
 #include "pg.h"
+#include "hub.h"
 
 #include <lauxlib.h>
 #include <libpq-fe.h>
 #include <errno.h>
 #include <float.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -36,6 +40,8 @@ typedef struct notice {
 
 typedef struct pg_conn {
     PGconn *pg;
+    gl_hub *hub;
+    gl_deferred uncork;    /* lets the queries of one hub pass go out in one TCP segment */
     notice *nhead, *ntail; /* notices libpq reported, until Lua drains them */
     int nnotices;
     int inflight;            /* pipelined queries sent whose sync point is not read yet */
@@ -43,6 +49,8 @@ typedef struct pg_conn {
     int nstmts;              /* statements this connection prepared on the server */
     unsigned stmt_seq;       /* names them: gl_1, gl_2, ... */
     unsigned no_prepare : 1; /* never prepare (a pooler in transaction mode, say) */
+    unsigned corked : 1;     /* TCP_CORK is on until the end of this hub pass */
+    unsigned no_cork : 1;    /* not a TCP socket */
     unsigned busy : 1;       /* a simple-protocol query was sent and its results are not all read */
     unsigned copy_out : 1;   /* draining a COPY TO STDOUT nobody asked for */
     unsigned ready : 1;      /* connected and set non-blocking */
@@ -116,6 +124,7 @@ static void free_notices(pg_conn *c)
 static int conn_close(lua_State *L)
 {
     pg_conn *c = conn_check(L, 1);
+    gl_hub_undefer(&c->uncork);
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
@@ -176,6 +185,7 @@ static int l_connect_start(lua_State *L)
     kv[2 * n + 1] = NULL;
     pg_conn *c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
+    c->hub = gl_hub_get(L);
     luaL_setmetatable(L, PG_MT);
     lua_newtable(L); /* the statement cache: sql -> name of its prepared statement */
     lua_setiuservalue(L, -2, 1);
@@ -336,6 +346,33 @@ static int conn_send(lua_State *L)
     return 1;
 }
 
+static void uncork(gl_deferred *d)
+{
+    pg_conn *c = (pg_conn *)((char *)d - offsetof(pg_conn, uncork));
+    int off = 0;
+    c->corked = 0;
+    if (c->pg)
+        setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+}
+
+/* Every sync point makes libpq send at once, a send that wakes the backend for each query.
+ * Corked, the queries that the green threads of one hub pass send go out together when the
+ * pass is over: one segment, one wake-up of the backend (which still answers each query at
+ * its own sync point). */
+static void cork(pg_conn *c)
+{
+    int on = 1;
+    if (c->corked || c->no_cork)
+        return;
+    if (setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0) {
+        c->no_cork = 1; /* a Unix socket */
+        return;
+    }
+    c->corked = 1;
+    c->uncork.fn = uncork;
+    gl_hub_defer(c->hub, &c->uncork);
+}
+
 /* A connection prepares at most this many statements; later new queries go unprepared. */
 #define MAX_STATEMENTS 256
 
@@ -358,6 +395,7 @@ static int conn_psend(lua_State *L)
         return luaL_error(L, "gl.pg: a pipelined query needs parameters");
     if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg))
         return push_pg_error(L, PQerrorMessage(c->pg));
+    cork(c);
     lua_getiuservalue(L, 1, 1);
     lua_pushvalue(L, 3);
     const char *stmt = lua_rawget(L, -2) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;

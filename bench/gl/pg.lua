@@ -5,7 +5,7 @@ local pg = require "gl.pg"
 
 local conninfo = assert(arg[1], "usage: pg.lua CONNINFO [N] [T] [P]")
 local n, threads, size = tonumber(arg[2] or 10000), tonumber(arg[3] or 50), tonumber(arg[4] or 4)
-local pool = pg.pool(conninfo, { max_size = size })
+local pool = pg.pool(conninfo, { max_size = size, prepare = os.getenv("GL_PG_PREPARE") ~= "0" })
 assert(pool:query("select 1")) -- one connection up before the clock starts
 
 local next_i, gts = 0, {}
