@@ -404,6 +404,23 @@ describe("gl.websocket", function()
         srv:stop(1)
     end, 20))
 
+    it("a sender killed while it waits for its turn lets the next one send", green(function()
+        local srv, port = serve()
+        local c = assert(ws.connect("ws://127.0.0.1:" .. port .. "/echo"))
+        local big = ("x"):rep(4 * 1024 * 1024) -- the first sendall must wait for the peer
+        local first = gl.spawn(function() return c:send(big, "binary") end)
+        local doomed = gl.spawn(function() return c:send("never", "binary") end)
+        local last = gl.spawn(function() return c:send("last", "binary") end)
+        gl.sleep(0) -- all three started: the first is sending, the others wait their turn
+        doomed:kill()
+        assert.are.equal(big, (c:recv()))
+        assert.are.equal("last", (c:recv()))
+        assert.is_true(first:wait())
+        assert.is_true(last:wait())
+        c:close()
+        srv:stop(1)
+    end, 20))
+
     it("closes 1009 from the frame header alone for a frame over the 16 MiB default", green(function()
         local srv, port = serve()
         local s = handshake(port, "/echo")

@@ -3,7 +3,6 @@
 -- messages from fragments, automatic pongs, UTF-8 and size limits, the close handshake.
 -- Frames are read and built in C (src/ws.c, src/ws_frame.c).
 local core = require "gl.core"
-local Semaphore = require("gl.semaphore").Semaphore
 
 local ws_read, ws_frame, ws_utf8 = core.ws_read, core.ws_frame, core.ws_utf8
 local close_code_ok = core.ws_close_code_ok
@@ -28,7 +27,7 @@ local function new(sock, client, o, extra)
         sock = sock, client = client, state = "open",
         max = o.max_message_bytes or DEFAULT_MAX,
         close_timeout = o.close_timeout or 5,
-        wlock = Semaphore(1), rsv_ok = 0, nbuf = 0, kind = nil, parts = nil, utf8 = 0,
+        rsv_ok = 0, nbuf = 0, kind = nil, parts = nil, utf8 = 0,
     }, WS)
     for k, v in pairs(extra or {}) do self[k] = v end
     if self.deflate then self.rsv_ok = 4 end
@@ -51,18 +50,32 @@ local function drop(self, code, reason)
     if ev and not ev:ready() then ev:send(true) end
 end
 
--- Sends one frame whole; frames from several green threads never interleave. A send cut
+-- Sends one frame whole; frames from several green threads never interleave: a second
+-- writer waits for the first (rare, so its wait queue is made only then). A send cut
 -- short by a Timeout or a kill leaves the stream unusable: the connection is dropped.
 local function write(self, frame)
-    local lock = self.wlock
-    lock:acquire()
-    if self.sock:fileno() < 0 then -- closed under us (a server's stop, a failed send)
-        lock:release()
+    while self.writing do
+        local q = self.wwait
+        if not q then
+            q = core.waitq()
+            self.wwait = q
+        end
+        local ok, err = pcall(q.park, q, "gl.websocket: send")
+        if not ok then -- killed while waiting: a wake meant for it goes to the next writer
+            if not self.writing and #q > 0 then q:wake_one(true) end
+            error(err, 0)
+        end
+    end
+    local sock = self.sock
+    if sock:fileno() < 0 then -- closed under us (a server's stop, a failed send)
         drop(self, 1006, "")
         return nil, "closed"
     end
-    local ok, sent, err = pcall(self.sock.sendall, self.sock, frame)
-    lock:release()
+    self.writing = true
+    local ok, sent, err = pcall(sock.sendall, sock, frame)
+    self.writing = false
+    local q = self.wwait
+    if q and #q > 0 then q:wake_one(true) end
     if not ok then
         drop(self, 1006, "")
         error(sent, 0)
