@@ -76,10 +76,23 @@ describe("gl sockets", function()
         local a, b = c:read("l", 5)
         assert.equal("three", a)
         assert.equal("12345", b)
+        assert.equal("", c:read(0)) -- more to come: an empty string
         assert.equal("rest", c:read("a"))
         assert.equal("", c:read("a"))
         assert.is_nil(c:read("l"))
+        assert.is_nil(c:read(0)) -- at EOF: nil, as file:read(0)
         c:close()
+    end))
+
+    it("read(0) waits for data or EOF without taking any", green(function()
+        local c, s = pair()
+        local reader = gl.spawn(function() return c:read(0) end)
+        gl.sleep(0) -- the reader has run up to its wait
+        assert.is_false(reader:dead())
+        s:sendall("x")
+        assert.equal("", reader:wait())
+        assert.equal("x", c:read(1))
+        c:close(); s:close()
     end))
 
     it("iterates lines with lines() and writes with write()", green(function()

@@ -504,6 +504,15 @@ static int read_one(lua_State *L, gl_sock *s, int arg)
 {
     if (lua_type(L, arg) == LUA_TNUMBER) {
         size_t want = (size_t)luaL_checkinteger(L, arg);
+        if (want == 0) { /* as file:read(0): "" while there is more to read, nil at EOF */
+            if (!s->rlen && !s->eof)
+                return 0;
+            if (s->rlen)
+                lua_pushliteral(L, "");
+            else
+                lua_pushnil(L);
+            return 1;
+        }
         if (s->rlen >= want) {
             take(L, s, want, 0);
             return 1;
