@@ -174,6 +174,40 @@ print(ok, r.status, c.sock is not None)
         assert.are.equal("200 200 True\n", out)
     end))
 
+    it("answers pipelined requests in order, and none waits for a later one's handler", green(function()
+        local release = gl.Event()
+        local srv, port = U.serve(function(req)
+            if req.path == "/hold" then release:wait() end
+            return 200, { ["Content-Type"] = "text/plain" }, req.path .. "\n"
+        end)
+        local s = assert(gl.connect("127.0.0.1", port))
+        s:settimeout(3)
+        local reqs = {}
+        for i = 1, 16 do reqs[i] = ("GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n"):format(i) end
+        s:sendall(table.concat(reqs))
+        local function answer()
+            local head = assert(s:read("L"))
+            assert.are.equal("HTTP/1.1 200 OK\r\n", head)
+            local len
+            repeat
+                local l = assert(s:read("L"))
+                len = len or tonumber(l:match("^Content%-Length: (%d+)"))
+            until l == "\r\n"
+            return s:read(len)
+        end
+        for i = 1, 16 do assert.are.equal(("/r%d\n"):format(i), answer()) end
+        -- the answer to /first is written while /hold is still buffered behind it (held
+        -- for one segment); it must leave when the handler of /hold blocks, not after it
+        s:sendall("GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        s:settimeout(0.15) -- well under the kernel's 200 ms hold of a corked segment
+        assert.are.equal("/first\n", answer())
+        s:settimeout(3)
+        release:send(true)
+        assert.are.equal("/hold\n", answer())
+        s:close()
+        srv:stop(1)
+    end))
+
     it("closes HTTP/1.0 connections unless keep-alive is asked", green(function()
         local srv, port = U.serve(hello)
         local out = U.raw(port, "GET / HTTP/1.0\r\n\r\n")

@@ -235,6 +235,8 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
                 if (n > 0) {
                     push_request(L, &req, 2, (uint64_t)luaL_optinteger(L, 7, 0));
                     consume(s, (size_t)n);
+                    if (s->rlen)
+                        gl_sock_cork(L, s); /* pipelined: answer them in one segment */
                     return 1;
                 }
                 if (n < 0) {

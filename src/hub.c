@@ -175,8 +175,11 @@ gl_hub *gl_hub_new(lua_State *L, struct event_base *base)
 
 void gl_hub_free(gl_hub *h)
 {
-    while (h->deferred) /* their owners may outlive the hub as garbage: leave them unlinked */
-        gl_hub_undefer(h->deferred);
+    while (h->deferred) { /* their owners may outlive the hub as garbage: finish, unlink */
+        gl_deferred *d = h->deferred;
+        gl_hub_undefer(d);
+        d->fn(d);
+    }
     if (h->runq_ev)
         event_free(h->runq_ev);
     if (h->own_base)

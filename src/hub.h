@@ -38,6 +38,8 @@ struct gl_hub {
                                    timer or a lookup, armed Timeouts, spawn_after delays */
     void *socks;                /* sockets whose persistent events are added (socket.c) */
     void (*quiesce)(gl_hub *h); /* drops those events once gl is idle (socket.c) */
+    void *corked;               /* TCP sockets corked until this pass ends (socket.c) */
+    gl_deferred uncork;         /* uncorks them */
     int exit_code;              /* set when the main thread fails: 1, or 130 for gl.Interrupt */
     int stop;                   /* the hub loop should return */
     gl_deferred *deferred;      /* to run once the current run-queue pass is over */

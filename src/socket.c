@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +238,52 @@ static void link_sock(gl_hub *h, gl_sock *s)
     s->linked = 1;
 }
 
+static void uncork_all(gl_deferred *d)
+{
+    gl_hub *h = (gl_hub *)((char *)d - offsetof(gl_hub, uncork));
+    int off = 0;
+    for (gl_sock *s = h->corked, *next; s; s = next) {
+        next = s->cork_next;
+        s->cork_next = NULL;
+        s->corked = 0;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    }
+    h->corked = NULL;
+}
+
+void gl_sock_cork(lua_State *L, gl_sock *s)
+{
+    int on = 1;
+    if (s->corked || s->fd < 0 || s->type != SOCK_STREAM ||
+        (s->family != AF_INET && s->family != AF_INET6))
+        return;
+    if (setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
+        return;
+    gl_hub *h = gl_hub_get(L);
+    s->hub = h;
+    s->corked = 1;
+    s->cork_next = h->corked;
+    h->corked = s;
+    h->uncork.fn = uncork_all;
+    gl_hub_defer(h, &h->uncork);
+}
+
+/* Off the hub's corked list before the fd goes (closed or handed over): uncorked, so
+ * what it holds is sent now. */
+static void uncork_one(gl_sock *s)
+{
+    if (!s->corked)
+        return;
+    gl_sock **pp = (gl_sock **)&s->hub->corked;
+    while (*pp != s)
+        pp = &(*pp)->cork_next;
+    *pp = s->cork_next;
+    s->cork_next = NULL;
+    s->corked = 0;
+    int off = 0;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+}
+
 static void unlink_sock(gl_sock *s)
 {
     if (!s->linked)
@@ -367,6 +416,7 @@ void gl_sock_close(lua_State *L, gl_sock *s)
         event_del(s->wev);
     s->radded = s->wadded = 0;
     unlink_sock(s);
+    uncork_one(s);
     if (s->io->close)
         s->io->close(s);
     close(s->fd);
@@ -397,6 +447,7 @@ int gl_sock_detach(lua_State *L, gl_sock *s)
     int fd = s->fd;
     s->radded = s->wadded = 0;
     unlink_sock(s);
+    uncork_one(s);
     if (s->rev)
         event_free(s->rev);
     if (s->wev)

@@ -48,6 +48,8 @@ struct gl_sock {
     unsigned char rready;   /* 0: the last recv drained the socket; wait for an edge */
     unsigned char rshort;   /* the last recv was short and no edge or send came since */
     unsigned char fin_seen; /* an edge said the peer sent FIN (EV_CLOSED) */
+    unsigned char corked;   /* TCP_CORK is on until the hub's pass ends (gl_sock_cork) */
+    gl_sock *cork_next;     /* in hub->corked while corked */
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */
@@ -67,6 +69,11 @@ int gl_sock_fail(lua_State *L, gl_sock *s, int e);
 /* Reads more into s's read-ahead buffer (rbuf, made or grown as needed): > 0 bytes, 0 at
  * EOF (s->eof is set), or a GL_IO_* code. */
 ssize_t gl_sock_fill(gl_sock *s);
+/* Holds a TCP socket's small writes (TCP_CORK) until the hub's current pass over the run
+ * queue ends, so that what its threads send in that pass leaves in full segments: for
+ * answers to pipelined requests, which would otherwise go out one tiny segment (and one
+ * wake-up of the peer) each. No-op for other sockets. */
+void gl_sock_cork(lua_State *L, gl_sock *s);
 /* Closes s: wakes its waiters with "closed", frees buffers and events, closes the fd. */
 void gl_sock_close(lua_State *L, gl_sock *s);
 /* Detaches the fd from s without closing it (for wrap_ssl); returns it. */
