@@ -64,7 +64,7 @@ static int fail(lua_State *L, const char *msg)
 /* [-0, +1] Pushes the name lowercased (interned like any short string). */
 static void push_lower(lua_State *L, const char *p, size_t n)
 {
-    char tmp[128];
+    char tmp[128] = {0}; /* zeroed: gcc cannot see that only n bytes are read */
     char *d = n <= sizeof tmp ? tmp : malloc(n);
     if (!d)
         luaL_error(L, "gl.http: out of memory");

@@ -186,6 +186,7 @@ void gl_hub_free(gl_hub *h)
         event_base_free(h->base);
     free(h->runq);
     free(h->free_slots);
+    free(h->corked);
     free(h);
 }
 

@@ -9,6 +9,7 @@
 typedef struct gl_hub gl_hub;
 typedef struct gl_thread gl_thread;
 typedef struct gl_waitq gl_waitq;
+typedef struct gl_sock gl_sock;
 
 /* Work put off until the end of the hub's current pass over the run queue, when every
  * thread made ready has run: coalescing what they did (one flush for many writes, say).
@@ -38,7 +39,8 @@ struct gl_hub {
                                    timer or a lookup, armed Timeouts, spawn_after delays */
     void *socks;                /* sockets whose persistent events are added (socket.c) */
     void (*quiesce)(gl_hub *h); /* drops those events once gl is idle (socket.c) */
-    void *corked;               /* TCP sockets corked until this pass ends (socket.c) */
+    gl_sock **corked;           /* TCP sockets corked until this pass ends (socket.c) */
+    int ncorked, cap_corked;    /* (a list here, not a link in every socket) */
     gl_deferred uncork;         /* uncorks them */
     int exit_code;              /* set when the main thread fails: 1, or 130 for gl.Interrupt */
     int stop;                   /* the hub loop should return */

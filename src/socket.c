@@ -242,13 +242,12 @@ static void uncork_all(gl_deferred *d)
 {
     gl_hub *h = (gl_hub *)((char *)d - offsetof(gl_hub, uncork));
     int off = 0;
-    for (gl_sock *s = h->corked, *next; s; s = next) {
-        next = s->cork_next;
-        s->cork_next = NULL;
+    for (int i = 0; i < h->ncorked; i++) {
+        gl_sock *s = h->corked[i];
         s->corked = 0;
         setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
     }
-    h->corked = NULL;
+    h->ncorked = 0;
 }
 
 void gl_sock_cork(lua_State *L, gl_sock *s)
@@ -257,13 +256,20 @@ void gl_sock_cork(lua_State *L, gl_sock *s)
     if (s->corked || s->fd < 0 || s->type != SOCK_STREAM ||
         (s->family != AF_INET && s->family != AF_INET6))
         return;
+    gl_hub *h = gl_hub_get(L);
+    if (h->ncorked == h->cap_corked) {
+        int cap = h->cap_corked ? h->cap_corked * 2 : 16;
+        gl_sock **list = realloc(h->corked, (size_t)cap * sizeof *list);
+        if (!list)
+            return; /* only a missed optimisation */
+        h->corked = list;
+        h->cap_corked = cap;
+    }
     if (setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
         return;
-    gl_hub *h = gl_hub_get(L);
     s->hub = h;
     s->corked = 1;
-    s->cork_next = h->corked;
-    h->corked = s;
+    h->corked[h->ncorked++] = s;
     h->uncork.fn = uncork_all;
     gl_hub_defer(h, &h->uncork);
 }
@@ -274,11 +280,13 @@ static void uncork_one(gl_sock *s)
 {
     if (!s->corked)
         return;
-    gl_sock **pp = (gl_sock **)&s->hub->corked;
-    while (*pp != s)
-        pp = &(*pp)->cork_next;
-    *pp = s->cork_next;
-    s->cork_next = NULL;
+    gl_hub *h = s->hub;
+    for (int i = 0; i < h->ncorked; i++) {
+        if (h->corked[i] == s) {
+            h->corked[i] = h->corked[--h->ncorked];
+            break;
+        }
+    }
     s->corked = 0;
     int off = 0;
     setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);

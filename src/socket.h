@@ -39,17 +39,16 @@ struct gl_sock {
     char *rbuf; /* read-ahead for read("l") & co; freed when drained */
     size_t rcap, rpos, rlen;
     const gl_sock_io *io;
-    void *tls;           /* transport state (tls.c) */
-    const char *err_msg; /* for GL_IO_ERROR: a message, or NULL to use strerror */
-    int err_no;
+    void *tls;            /* transport state (tls.c) */
+    const char *err_msg;  /* for GL_IO_ERROR: a message, or NULL to use strerror */
     gl_hub *hub;          /* set once its events exist */
     gl_sock *next, *prev; /* in hub->socks while a persistent event is added */
+    int err_no;           /* beside the flags: one idle connection's size counts */
     unsigned char listening, eof, radded, wadded, linked;
     unsigned char rready;   /* 0: the last recv drained the socket; wait for an edge */
     unsigned char rshort;   /* the last recv was short and no edge or send came since */
     unsigned char fin_seen; /* an edge said the peer sent FIN (EV_CLOSED) */
     unsigned char corked;   /* TCP_CORK is on until the hub's pass ends (gl_sock_cork) */
-    gl_sock *cork_next;     /* in hub->corked while corked */
 };
 
 /* Returns the socket at idx (plain or TLS); raises if it is not one. */
