@@ -6,8 +6,12 @@
 #include "compat.h"
 
 #include <lauxlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 static const char *requested_backend;
@@ -127,6 +131,60 @@ void gl_hub_undefer(gl_deferred *d)
         d->next->pprev = d->pprev;
     d->next = NULL;
     d->pprev = NULL;
+}
+
+struct gl_cork {
+    int fd;
+    unsigned char *flag;
+};
+
+static void set_cork(int fd, int on)
+{
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
+
+static void uncork_all(gl_deferred *d)
+{
+    gl_hub *h = (gl_hub *)((char *)d - offsetof(gl_hub, uncork));
+    for (int i = 0; i < h->ncorked; i++) {
+        *h->corked[i].flag = 0;
+        set_cork(h->corked[i].fd, 0);
+    }
+    h->ncorked = 0;
+}
+
+int gl_hub_cork(gl_hub *h, int fd, unsigned char *flag)
+{
+    if (h->ncorked == h->cap_corked) {
+        int cap = h->cap_corked ? h->cap_corked * 2 : 16;
+        struct gl_cork *list = realloc(h->corked, (size_t)cap * sizeof *list);
+        if (!list)
+            return 0; /* only a missed optimisation */
+        h->corked = list;
+        h->cap_corked = cap;
+    }
+    int on = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
+        return 0; /* not TCP */
+    h->corked[h->ncorked].fd = fd;
+    h->corked[h->ncorked].flag = flag;
+    h->ncorked++;
+    *flag = 1;
+    h->uncork.fn = uncork_all;
+    gl_hub_defer(h, &h->uncork);
+    return 1;
+}
+
+void gl_hub_uncork(gl_hub *h, int fd)
+{
+    for (int i = 0; i < h->ncorked; i++) {
+        if (h->corked[i].fd == fd) {
+            *h->corked[i].flag = 0;
+            h->corked[i] = h->corked[--h->ncorked];
+            set_cork(fd, 0);
+            return;
+        }
+    }
 }
 
 static int hub_gc(lua_State *L)

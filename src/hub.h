@@ -9,7 +9,6 @@
 typedef struct gl_hub gl_hub;
 typedef struct gl_thread gl_thread;
 typedef struct gl_waitq gl_waitq;
-typedef struct gl_sock gl_sock;
 
 /* Work put off until the end of the hub's current pass over the run queue, when every
  * thread made ready has run: coalescing what they did (one flush for many writes, say).
@@ -39,12 +38,12 @@ struct gl_hub {
                                    timer or a lookup, armed Timeouts, spawn_after delays */
     void *socks;                /* sockets whose persistent events are added (socket.c) */
     void (*quiesce)(gl_hub *h); /* drops those events once gl is idle (socket.c) */
-    gl_sock **corked;           /* TCP sockets corked until this pass ends (socket.c) */
-    int ncorked, cap_corked;    /* (a list here, not a link in every socket) */
-    gl_deferred uncork;         /* uncorks them */
-    int exit_code;              /* set when the main thread fails: 1, or 130 for gl.Interrupt */
-    int stop;                   /* the hub loop should return */
-    gl_deferred *deferred;      /* to run once the current run-queue pass is over */
+    struct gl_cork *corked;     /* TCP sockets corked until this pass ends (gl_hub_cork) */
+    int ncorked, cap_corked;
+    gl_deferred uncork;    /* uncorks them */
+    int exit_code;         /* set when the main thread fails: 1, or 130 for gl.Interrupt */
+    int stop;              /* the hub loop should return */
+    gl_deferred *deferred; /* to run once the current run-queue pass is over */
 };
 
 /* Returns the hub of L's Lua state, or raises when gl is not loaded. */
@@ -61,6 +60,13 @@ void gl_hub_enqueue(gl_hub *h, gl_thread *t);
 void gl_hub_defer(gl_hub *h, gl_deferred *d);
 /* Takes d off the list when it is on it. */
 void gl_hub_undefer(gl_deferred *d);
+/* Holds the small writes of TCP socket fd (TCP_CORK) until the current pass over the run
+ * queue ends, so that what the threads of one pass send on it leaves in full segments and
+ * one wake-up of the peer; *flag is 1 meanwhile (the owner's "already corked"). Returns 0,
+ * doing nothing, when fd is not a TCP socket. */
+int gl_hub_cork(gl_hub *h, int fd, unsigned char *flag);
+/* Uncorks fd now (sending what it holds) and forgets it: before its owner closes it. */
+void gl_hub_uncork(gl_hub *h, int fd);
 /* Events added or active in the base, not counting the run queue's own. */
 int gl_hub_nevents(gl_hub *h);
 /* True when nothing is queued and no wait can end by itself: gl has nothing to do. */

@@ -8,9 +8,6 @@
 #include <libpq-fe.h>
 #include <errno.h>
 #include <float.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,7 +38,6 @@ typedef struct notice {
 typedef struct pg_conn {
     PGconn *pg;
     gl_hub *hub;
-    gl_deferred uncork;    /* lets the queries of one hub pass go out in one TCP segment */
     notice *nhead, *ntail; /* notices libpq reported, until Lua drains them */
     int nnotices;
     int inflight;            /* pipelined queries sent whose sync point is not read yet */
@@ -49,8 +45,8 @@ typedef struct pg_conn {
     int nstmts;              /* statements this connection prepared on the server */
     unsigned stmt_seq;       /* names them: gl_1, gl_2, ... */
     unsigned no_prepare : 1; /* never prepare (a pooler in transaction mode, say) */
-    unsigned corked : 1;     /* TCP_CORK is on until the end of this hub pass */
     unsigned no_cork : 1;    /* not a TCP socket */
+    unsigned char corked;    /* until this hub pass ends (gl_hub_cork) */
     unsigned busy : 1;       /* a simple-protocol query was sent and its results are not all read */
     unsigned copy_out : 1;   /* draining a COPY TO STDOUT nobody asked for */
     unsigned ready : 1;      /* connected and set non-blocking */
@@ -124,7 +120,8 @@ static void free_notices(pg_conn *c)
 static int conn_close(lua_State *L)
 {
     pg_conn *c = conn_check(L, 1);
-    gl_hub_undefer(&c->uncork);
+    if (c->corked)
+        gl_hub_uncork(c->hub, PQsocket(c->pg));
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
@@ -309,6 +306,16 @@ static int send_with_params(lua_State *L, pg_conn *c, const char *sql, const cha
     return PQsendQueryParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
 }
 
+/* [-0, +1] what to wait for next: "rw" while libpq still holds output (PQflush said 1) */
+static int push_wait(lua_State *L, int fl)
+{
+    if (fl == 1)
+        lua_pushliteral(L, "rw");
+    else
+        lua_pushliteral(L, "read");
+    return 1;
+}
+
 /* [-0, +1] what to wait for after a send: the answer cannot be there yet, so say it without
  * reading the socket; "rw" while libpq still holds output. -1 when the flush failed. */
 static int push_after_send(lua_State *L, pg_conn *c)
@@ -316,11 +323,7 @@ static int push_after_send(lua_State *L, pg_conn *c)
     int fl = PQflush(c->pg);
     if (fl < 0)
         return -1;
-    if (fl == 1)
-        lua_pushliteral(L, "rw");
-    else
-        lua_pushliteral(L, "read");
-    return 1;
+    return push_wait(L, fl);
 }
 
 /* conn:_send(sql, ...) -> "read" | "rw" (what to wait for) | nil, err: one query on the simple
@@ -346,31 +349,14 @@ static int conn_send(lua_State *L)
     return 1;
 }
 
-static void uncork(gl_deferred *d)
-{
-    pg_conn *c = (pg_conn *)((char *)d - offsetof(pg_conn, uncork));
-    int off = 0;
-    c->corked = 0;
-    if (c->pg)
-        setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-}
-
 /* Every sync point makes libpq send at once, a send that wakes the backend for each query.
  * Corked, the queries that the green threads of one hub pass send go out together when the
  * pass is over: one segment, one wake-up of the backend (which still answers each query at
  * its own sync point). */
 static void cork(pg_conn *c)
 {
-    int on = 1;
-    if (c->corked || c->no_cork)
-        return;
-    if (setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0) {
+    if (!c->corked && !c->no_cork && !gl_hub_cork(c->hub, PQsocket(c->pg), &c->corked))
         c->no_cork = 1; /* a Unix socket */
-        return;
-    }
-    c->corked = 1;
-    c->uncork.fn = uncork;
-    gl_hub_defer(c->hub, &c->uncork);
 }
 
 /* A connection prepares at most this many statements; later new queries go unprepared. */
@@ -651,11 +637,7 @@ static int conn_step(lua_State *L)
         if (PQstatus(c->pg) == CONNECTION_BAD)
             goto broken;
     }
-    if (fl == 1)
-        lua_pushliteral(L, "rw");
-    else
-        lua_pushliteral(L, "read");
-    return 1;
+    return push_wait(L, fl);
 broken:
     c->busy = 0;
     return push_pg_error(L, PQerrorMessage(c->pg));
@@ -708,11 +690,7 @@ static int conn_pstep(lua_State *L)
     }
     if (PQstatus(c->pg) == CONNECTION_BAD)
         goto broken;
-    if (fl == 1)
-        lua_pushliteral(L, "rw");
-    else
-        lua_pushliteral(L, "read");
-    return 1;
+    return push_wait(L, fl);
 broken:
     c->inflight = 0;
     return push_pg_error(L, PQerrorMessage(c->pg));

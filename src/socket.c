@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stddef.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,58 +236,13 @@ static void link_sock(gl_hub *h, gl_sock *s)
     s->linked = 1;
 }
 
-static void uncork_all(gl_deferred *d)
-{
-    gl_hub *h = (gl_hub *)((char *)d - offsetof(gl_hub, uncork));
-    int off = 0;
-    for (int i = 0; i < h->ncorked; i++) {
-        gl_sock *s = h->corked[i];
-        s->corked = 0;
-        setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-    }
-    h->ncorked = 0;
-}
-
 void gl_sock_cork(lua_State *L, gl_sock *s)
 {
-    int on = 1;
     if (s->corked || s->fd < 0 || s->type != SOCK_STREAM ||
         (s->family != AF_INET && s->family != AF_INET6))
         return;
-    gl_hub *h = gl_hub_get(L);
-    if (h->ncorked == h->cap_corked) {
-        int cap = h->cap_corked ? h->cap_corked * 2 : 16;
-        gl_sock **list = realloc(h->corked, (size_t)cap * sizeof *list);
-        if (!list)
-            return; /* only a missed optimisation */
-        h->corked = list;
-        h->cap_corked = cap;
-    }
-    if (setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
-        return;
-    s->hub = h;
-    s->corked = 1;
-    h->corked[h->ncorked++] = s;
-    h->uncork.fn = uncork_all;
-    gl_hub_defer(h, &h->uncork);
-}
-
-/* Off the hub's corked list before the fd goes (closed or handed over): uncorked, so
- * what it holds is sent now. */
-static void uncork_one(gl_sock *s)
-{
-    if (!s->corked)
-        return;
-    gl_hub *h = s->hub;
-    for (int i = 0; i < h->ncorked; i++) {
-        if (h->corked[i] == s) {
-            h->corked[i] = h->corked[--h->ncorked];
-            break;
-        }
-    }
-    s->corked = 0;
-    int off = 0;
-    setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    s->hub = gl_hub_get(L);
+    gl_hub_cork(s->hub, s->fd, &s->corked);
 }
 
 static void unlink_sock(gl_sock *s)
@@ -424,7 +377,8 @@ void gl_sock_close(lua_State *L, gl_sock *s)
         event_del(s->wev);
     s->radded = s->wadded = 0;
     unlink_sock(s);
-    uncork_one(s);
+    if (s->corked)
+        gl_hub_uncork(s->hub, s->fd);
     if (s->io->close)
         s->io->close(s);
     close(s->fd);
@@ -455,7 +409,8 @@ int gl_sock_detach(lua_State *L, gl_sock *s)
     int fd = s->fd;
     s->radded = s->wadded = 0;
     unlink_sock(s);
-    uncork_one(s);
+    if (s->corked)
+        gl_hub_uncork(s->hub, s->fd);
     if (s->rev)
         event_free(s->rev);
     if (s->wev)
