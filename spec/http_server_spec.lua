@@ -154,6 +154,60 @@ sys.stdout.write(data.decode())
         assert.matches("Connection: close\r\n", out)
     end))
 
+    -- the headers table fills in lazily (src/http.c); to the app it is a plain table
+    it("gives the request headers case-insensitively, repeats joined, every one to pairs()",
+        green(function()
+        local seen
+        local srv, port = U.serve(function(req)
+            local h = req.headers
+            seen = { type = type(h), accept = h.Accept, multi = h["x-multi"], none = h["x-none"],
+                     number = h[1], raw_before = rawget(h, "accept") }
+            h["X-Added"] = "yes" -- a write before any pairs() keeps the fields not read yet
+            seen.host, seen.added = h.HOST, h["x-added"]
+            local all, n = {}, 0
+            for k, v in pairs(h) do all[k], n = v, n + 1 end
+            seen.all, seen.n, seen.raw_after = all, n, rawget(h, "x-multi")
+            h.accept = nil
+            seen.deleted = h.Accept
+            if req.path == "/mirror" then return 200, req.headers, "ok" end
+            return 200, {}, "ok"
+        end)
+        local head = "Host: h\r\nAccept: a/b\r\nX-Multi: 1\r\nx-multi:  2 \r\nConnection: close\r\n\r\n"
+        local c = assert(gl.connect("127.0.0.1", port))
+        assert(c:sendall("GET / HTTP/1.1\r\n" .. head))
+        local out = c:read("a")
+        c:close()
+        assert.matches("^HTTP/1.1 200 OK", out)
+        assert.are.same({ type = "table", accept = "a/b", multi = "1, 2", host = "h", added = "yes",
+            n = 5, raw_after = "1, 2", all = { host = "h", accept = "a/b", ["x-multi"] = "1, 2",
+            connection = "close", ["x-added"] = "yes" } }, seen)
+        -- answering with req.headers sends every field, read or not
+        c = assert(gl.connect("127.0.0.1", port))
+        assert(c:sendall("GET /mirror HTTP/1.1\r\n" .. head))
+        out = c:read("a")
+        c:close()
+        srv:stop(1)
+        assert.matches("\r\nx%-multi: 1, 2\r\n", out)
+        assert.matches("\r\nhost: h\r\n", out)
+        assert.not_matches("\r\naccept:", out)
+    end))
+
+    it("copies unread request headers whole to gl.tpool", green(function()
+        local srv, port = U.serve(function(req)
+            return 200, {}, gl.tpool.execute(function(t)
+                local n = 0
+                for _ in pairs(t) do n = n + 1 end
+                return t["x-multi"] .. "|" .. n
+            end, req.headers)
+        end)
+        local c = assert(gl.connect("127.0.0.1", port))
+        assert(c:sendall("GET / HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n"))
+        local out = c:read("a")
+        c:close()
+        srv:stop(1)
+        assert.matches("\r\n\r\n1, 2|3$", out)
+    end))
+
     it("serves many requests on one Python http.client connection", green(function()
         local srv, port = U.serve(echo_app)
         local rc, out, err = U.python([[

@@ -20,10 +20,12 @@
 
 #define SCRATCH_SIZE 65536
 #define BODY_MT "gl.http.body"
+#define HEADERS_MT "gl.http.headers" /* the case-insensitive metatable of headers tables */
 
 static const char *const upvalue_strings[] = {
-    "method",  "target",   "path", "query", "version", "headers", "_f",      "_body",
-    "_reject", "_upgrade", "1.1",  "1.0",   "status",  "reason",  "referer", "user-agent"};
+    "method",  "target",     "path",     "query",      "version", "headers", "_f",
+    "_body",   "_reject",    "_upgrade", "1.1",        "1.0",     "status",  "reason",
+    "referer", "user-agent", "__index",  "__newindex", "__pairs"};
 #define KEY(L, k) lua_pushvalue(L, UV(k))
 
 /* [-1, +0] t[upvalue k] = value on top (t an absolute index) */
@@ -61,6 +63,11 @@ static int fail(lua_State *L, const char *msg)
 
 /* ---- heads into tables ---- */
 
+static inline unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c | 0x20 : c;
+}
+
 /* [-0, +1] Pushes the name lowercased (interned like any short string). */
 static void push_lower(lua_State *L, const char *p, size_t n)
 {
@@ -68,10 +75,8 @@ static void push_lower(lua_State *L, const char *p, size_t n)
     char *d = n <= sizeof tmp ? tmp : malloc(n);
     if (!d)
         luaL_error(L, "gl.http: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        d[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-    }
+    for (size_t i = 0; i < n; i++)
+        d[i] = (char)lower((unsigned char)p[i]);
     lua_pushlstring(L, d, n);
     if (d != tmp)
         free(d);
@@ -109,6 +114,202 @@ static void push_headers(lua_State *L, const gl_http_header *h, size_t n, int co
     }
     lua_pushvalue(L, UV_HEADERS_MT);
     lua_setmetatable(L, t);
+}
+
+static int headers_index(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    size_t n;
+    const char *k = lua_tolstring(L, 2, &n);
+    push_lower(L, k, n);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int headers_newindex(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t n;
+        const char *k = lua_tolstring(L, 2, &n);
+        push_lower(L, k, n);
+    } else {
+        lua_pushvalue(L, 2);
+    }
+    lua_pushvalue(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+/* ---- request headers, made Lua strings only when asked for ----
+ * A request's headers table starts empty, with a metatable of its own holding a copy of the
+ * header bytes (a lazy_head): a lookup finds the field there and keeps the value in the table;
+ * pairs() or a write first fills in every field and gives the table the plain headers
+ * metatable. Turning 20 headers into 40 strings and a table was the largest user-space cost of
+ * a realistic request (about 1 us), and most apps read two or three of them. */
+#define LAZY_HEAD_MT "gl.http.lazyhead"
+
+typedef struct lazy_field {
+    uint32_t name, name_len, value, value_len; /* offsets into the bytes after the fields */
+} lazy_field;
+
+typedef struct lazy_head {
+    uint32_t n;
+    lazy_field f[];
+} lazy_head;
+
+static const char *lazy_bytes(const lazy_head *u)
+{
+    return (const char *)&u->f[u->n];
+}
+
+static int lazy_name_is(const lazy_head *u, uint32_t i, const char *k, size_t n)
+{
+    if (u->f[i].name_len != n)
+        return 0;
+    const unsigned char *a = (const unsigned char *)lazy_bytes(u) + u->f[i].name;
+    for (size_t j = 0; j < n; j++)
+        if (lower(a[j]) != lower((unsigned char)k[j]))
+            return 0;
+    return 1;
+}
+
+/* [-0, +1] Pushes the value of the fields named like field i, from i on (joined with ", "). */
+static void lazy_push_value(lua_State *L, const lazy_head *u, uint32_t i)
+{
+    const char *b = lazy_bytes(u), *name = b + u->f[i].name;
+    size_t name_len = u->f[i].name_len;
+    uint32_t next = i + 1;
+    while (next < u->n && !lazy_name_is(u, next, name, name_len))
+        next++;
+    if (next == u->n) { /* the common case: one field of that name */
+        lua_pushlstring(L, b + u->f[i].value, u->f[i].value_len);
+        return;
+    }
+    luaL_Buffer buf;
+    luaL_buffinit(L, &buf);
+    luaL_addlstring(&buf, b + u->f[i].value, u->f[i].value_len);
+    for (uint32_t j = next; j < u->n; j++) {
+        if (lazy_name_is(u, j, name, name_len)) {
+            luaL_addlstring(&buf, ", ", 2);
+            luaL_addlstring(&buf, b + u->f[j].value, u->f[j].value_len);
+        }
+    }
+    luaL_pushresult(&buf);
+}
+
+/* The lazy_head behind the headers table at idx, or NULL once it is filled in (or for any
+ * other table). mt_idx: the lazy_head metatable. */
+static lazy_head *lazy_of(lua_State *L, int idx, int mt_idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return NULL;
+    lazy_head *u = NULL;
+    if (lua_rawgeti(L, -1, 1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+        if (lua_rawequal(L, -1, mt_idx))
+            u = lua_touserdata(L, -2);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return u;
+}
+
+void gl_http_headers_fill(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+        return; /* the common case, cheaply */
+    lua_pop(L, 1);
+    luaL_getmetatable(L, LAZY_HEAD_MT);
+    lazy_head *u = lazy_of(L, idx, lua_gettop(L));
+    lua_pop(L, 1);
+    if (!u)
+        return;
+    const char *b = lazy_bytes(u);
+    for (uint32_t i = 0; i < u->n; i++) {
+        const char *name = b + u->f[i].name;
+        uint32_t j = 0;
+        while (j < i && !lazy_name_is(u, j, name, u->f[i].name_len))
+            j++;
+        if (j < i)
+            continue; /* joined into the first field of that name */
+        push_lower(L, name, u->f[i].name_len);
+        lazy_push_value(L, u, i);
+        lua_rawset(L, idx);
+    }
+    luaL_getmetatable(L, HEADERS_MT);
+    lua_setmetatable(L, idx);
+}
+
+/* Not kept in the table: a scan of the fields costs less than growing it. */
+static int lazy_index(lua_State *L)
+{
+    lazy_head *u = lazy_of(L, 1, lua_upvalueindex(1));
+    if (!u || lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    size_t n;
+    const char *k = lua_tolstring(L, 2, &n);
+    uint32_t i = 0;
+    while (i < u->n && !lazy_name_is(u, i, k, n))
+        i++;
+    if (i == u->n)
+        return 0;
+    lazy_push_value(L, u, i);
+    return 1;
+}
+
+static int lazy_newindex(lua_State *L)
+{
+    gl_http_headers_fill(L, 1);
+    return headers_newindex(L);
+}
+
+static int raw_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int lazy_pairs(lua_State *L)
+{
+    gl_http_headers_fill(L, 1);
+    lua_pushcfunction(L, raw_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* [-0, +1] Pushes the lazy headers table for the n fields h of the head starting at buf. */
+static void push_lazy_headers(lua_State *L, const gl_http_header *h, size_t n)
+{
+    const char *first = n ? h[0].name.p : NULL;
+    size_t span = n ? (size_t)(h[n - 1].value.p + h[n - 1].value.len - first) : 0;
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 1, 3);
+    KEY(L, U_META_INDEX);
+    lua_pushvalue(L, UV(U_LAZY_INDEX));
+    lua_rawset(L, -3);
+    KEY(L, U_META_NEWINDEX);
+    lua_pushcfunction(L, lazy_newindex);
+    lua_rawset(L, -3);
+    KEY(L, U_META_PAIRS);
+    lua_pushcfunction(L, lazy_pairs);
+    lua_rawset(L, -3);
+    lazy_head *u = lua_newuserdatauv(L, sizeof *u + n * sizeof u->f[0] + span, 0);
+    u->n = (uint32_t)n;
+    for (size_t i = 0; i < n; i++)
+        u->f[i] = (lazy_field){(uint32_t)(h[i].name.p - first), (uint32_t)h[i].name.len,
+                               (uint32_t)(h[i].value.p - first), (uint32_t)h[i].value.len};
+    if (span)
+        memcpy((char *)lazy_bytes(u), first, span);
+    lua_pushvalue(L, UV(U_LAZY_MT));
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_setmetatable(L, -2);
 }
 
 typedef struct http_body {
@@ -158,7 +359,7 @@ static void push_request(lua_State *L, const gl_http_request *r, int mt_idx, uin
     lua_pushvalue(L, UV(r->minor ? U_V11 : U_V10));
     lua_rawset(L, t);
     KEY(L, U_HEADERS);
-    push_headers(L, r->headers, r->nheaders, 0);
+    push_lazy_headers(L, r->headers, r->nheaders);
     lua_rawset(L, t);
     int f = (r->keep_alive ? F_KEEP : 0) | (r->minor ? 0 : F_V10);
     if (r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0)
@@ -501,31 +702,6 @@ static int l_alive(lua_State *L)
 }
 
 /* __index of header tables: look the name up lowercased */
-static int headers_index(lua_State *L)
-{
-    if (lua_type(L, 2) != LUA_TSTRING)
-        return 0;
-    size_t n;
-    const char *k = lua_tolstring(L, 2, &n);
-    push_lower(L, k, n);
-    lua_rawget(L, 1);
-    return 1;
-}
-
-static int headers_newindex(lua_State *L)
-{
-    if (lua_type(L, 2) == LUA_TSTRING) {
-        size_t n;
-        const char *k = lua_tolstring(L, 2, &n);
-        push_lower(L, k, n);
-    } else {
-        lua_pushvalue(L, 2);
-    }
-    lua_pushvalue(L, 3);
-    lua_rawset(L, 1);
-    return 0;
-}
-
 int gl_open_http(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -545,19 +721,20 @@ int gl_open_http(lua_State *L)
     luaL_newmetatable(L, BODY_MT);
     lua_pop(L, 1);
     /* stack: core */
-    lua_createtable(L, 0, 3); /* the headers metatable */
+    luaL_newmetatable(L, HEADERS_MT);
     lua_pushcfunction(L, headers_index);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, headers_newindex);
     lua_setfield(L, -2, "__newindex");
-    lua_pushliteral(L, "gl.http.headers");
-    lua_setfield(L, -2, "__name");
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "http_headers_mt");
     luaL_getmetatable(L, GL_SOCK_MT);
+    luaL_newmetatable(L, LAZY_HEAD_MT);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, lazy_index, 1);
     for (int i = 0; i < (int)(sizeof upvalue_strings / sizeof *upvalue_strings); i++)
         lua_pushstring(L, upvalue_strings[i]);
-    /* stack: core, headers_mt, sock_mt, strings... */
+    /* stack: core, headers_mt, sock_mt, lazy_head mt, lazy index, strings... */
     luaL_setfuncs(L, funcs, U_COUNT);
     return 0;
 }

@@ -7,5 +7,8 @@
 
 /* Adds the http_* functions and metatables to the gl.core table on top. */
 int gl_open_http(lua_State *L);
+/* A request's headers table fills in lazily; this fills in the table at idx at once (so that
+ * lua_next sees every field). Does nothing to any other value. */
+void gl_http_headers_fill(lua_State *L, int idx);
 
 #endif

@@ -15,11 +15,13 @@
 #define F_BODY 16   /* _body is set */
 #define F_REJECT 32 /* Content-Length over max_body: answer 413 */
 
-/* Upvalues of every http_* function: two metatables, then interned strings, so the hot path
- * builds tables with lua_rawset and never looks a C string up. */
+/* Upvalues of every http_* function: metatables, the lazy headers' __index, then interned
+ * strings, so the hot path builds tables with lua_rawset and never looks a C string up. */
 enum {
     U_HEADERS_MT = 1,
     U_SOCK_MT,
+    U_LAZY_MT,    /* of a request's header bytes (http.c) */
+    U_LAZY_INDEX, /* their __index, with U_LAZY_MT as its upvalue */
     U_METHOD,
     U_TARGET,
     U_PATH,
@@ -36,7 +38,10 @@ enum {
     U_REASON,
     U_REFERER,
     U_USER_AGENT,
-    U_COUNT = U_USER_AGENT
+    U_META_INDEX,
+    U_META_NEWINDEX,
+    U_META_PAIRS,
+    U_COUNT = U_META_PAIRS
 };
 #define UV(k) lua_upvalueindex(k)
 #define UV_HEADERS_MT UV(U_HEADERS_MT)

@@ -1,6 +1,7 @@
 /* gl.http's output: responses formatted into one buffer and sent in one write when small,
  * the Date header and the access log (Apache combined format, batched to stderr without
  * ever blocking the hub). Reading heads and bodies is http.c. */
+#include "http.h"
 #include "http_int.h"
 
 #include <errno.h>
@@ -234,6 +235,7 @@ static int out_headers(lua_State *L, int idx)
     if (lua_isnoneornil(L, idx))
         return 0;
     luaL_checktype(L, idx, LUA_TTABLE);
+    gl_http_headers_fill(L, idx); /* an app may answer with (a copy of) req.headers */
     lua_pushnil(L);
     while (lua_next(L, idx)) { /* stack: key, value */
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -441,12 +443,12 @@ static void out_escaped(lua_State *L, const char *p, size_t n)
     }
 }
 
-/* Appends t[upvalue k] (a raw get), escaped, or "-" when absent or empty. */
+/* Appends t[upvalue k], escaped, or "-" when absent or empty. */
 static void out_field(lua_State *L, int t, int k, int quoted)
 {
     size_t n;
     lua_pushvalue(L, UV(k));
-    lua_rawget(L, t);
+    lua_gettable(L, t); /* not raw: request headers fill in lazily */
     const char *v = lua_tolstring(L, -1, &n);
     if (quoted)
         OUT_LIT(L, "\"");

@@ -5,6 +5,7 @@
  * the worker and freed by whichever lets go last, so a waiter that is killed or times out
  * leaves the worker to finish and the result is dropped. */
 #include "core.h"
+#include "http.h"
 #include "tpool.h"
 
 #include <errno.h>
@@ -86,6 +87,7 @@ static int encode(lua_State *L, int idx, buf *b, int depth, char *err, size_t er
         tag = 'T';
         if (buf_put(b, &tag, 1))
             return -1;
+        gl_http_headers_fill(L, idx); /* a request's headers, so that lua_next sees them */
         lua_pushnil(L);
         while (lua_next(L, idx)) {
             if (encode(L, -2, b, depth + 1, err, errlen) ||
