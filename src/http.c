@@ -142,32 +142,49 @@ static int headers_newindex(lua_State *L)
 }
 
 /* ---- request headers, made Lua strings only when asked for ----
- * A request's headers table starts empty, with a metatable of its own holding a copy of the
- * header bytes (a lazy_head): a lookup finds the field there and keeps the value in the table;
- * pairs() or a write first fills in every field and gives the table the plain headers
- * metatable. Turning 20 headers into 40 strings and a table was the largest user-space cost of
- * a realistic request (about 1 us), and most apps read two or three of them. */
+ * A request's headers table starts empty. Its metatable, made for it, has the header bytes
+ * (a lazy_head userdata) as __index, so a lookup finds the field there. pairs() or a write
+ * first fills in every field and gives the table the plain headers metatable. Turning 20
+ * headers into 40 strings and a table was the largest user-space cost of a realistic request
+ * (about 1 us), and most apps read two or three of them. */
 #define LAZY_HEAD_MT "gl.http.lazyhead"
 
 typedef struct lazy_field {
-    uint32_t name, name_len, value, value_len; /* offsets into the bytes after the fields */
+    uint32_t name, name_len, value, value_len; /* offsets into the copied bytes */
 } lazy_field;
 
+/* The fields are 4 uint16_t each when the bytes fit (the usual case: it keeps a typical head
+ * under 1 KB, where glibc's malloc stays on its fast path), else 4 uint32_t; then the bytes. */
 typedef struct lazy_head {
-    uint32_t n;
-    lazy_field f[];
+    uint32_t n, wide;
 } lazy_head;
+
+static size_t lazy_field_size(const lazy_head *u)
+{
+    return u->wide ? 4 * sizeof(uint32_t) : 4 * sizeof(uint16_t);
+}
 
 static const char *lazy_bytes(const lazy_head *u)
 {
-    return (const char *)&u->f[u->n];
+    return (const char *)(u + 1) + u->n * lazy_field_size(u);
+}
+
+static lazy_field lazy_get(const lazy_head *u, uint32_t i)
+{
+    if (u->wide) {
+        const uint32_t *f = (const uint32_t *)(const void *)(u + 1) + 4 * i;
+        return (lazy_field){f[0], f[1], f[2], f[3]};
+    }
+    const uint16_t *f = (const uint16_t *)(const void *)(u + 1) + 4 * i;
+    return (lazy_field){f[0], f[1], f[2], f[3]};
 }
 
 static int lazy_name_is(const lazy_head *u, uint32_t i, const char *k, size_t n)
 {
-    if (u->f[i].name_len != n)
+    lazy_field f = lazy_get(u, i);
+    if (f.name_len != n)
         return 0;
-    const unsigned char *a = (const unsigned char *)lazy_bytes(u) + u->f[i].name;
+    const unsigned char *a = (const unsigned char *)lazy_bytes(u) + f.name;
     for (size_t j = 0; j < n; j++)
         if (lower(a[j]) != lower((unsigned char)k[j]))
             return 0;
@@ -177,41 +194,26 @@ static int lazy_name_is(const lazy_head *u, uint32_t i, const char *k, size_t n)
 /* [-0, +1] Pushes the value of the fields named like field i, from i on (joined with ", "). */
 static void lazy_push_value(lua_State *L, const lazy_head *u, uint32_t i)
 {
-    const char *b = lazy_bytes(u), *name = b + u->f[i].name;
-    size_t name_len = u->f[i].name_len;
+    const char *b = lazy_bytes(u);
+    lazy_field f = lazy_get(u, i);
     uint32_t next = i + 1;
-    while (next < u->n && !lazy_name_is(u, next, name, name_len))
+    while (next < u->n && !lazy_name_is(u, next, b + f.name, f.name_len))
         next++;
     if (next == u->n) { /* the common case: one field of that name */
-        lua_pushlstring(L, b + u->f[i].value, u->f[i].value_len);
+        lua_pushlstring(L, b + f.value, f.value_len);
         return;
     }
     luaL_Buffer buf;
     luaL_buffinit(L, &buf);
-    luaL_addlstring(&buf, b + u->f[i].value, u->f[i].value_len);
+    luaL_addlstring(&buf, b + f.value, f.value_len);
     for (uint32_t j = next; j < u->n; j++) {
-        if (lazy_name_is(u, j, name, name_len)) {
+        if (lazy_name_is(u, j, b + f.name, f.name_len)) {
+            lazy_field g = lazy_get(u, j);
             luaL_addlstring(&buf, ", ", 2);
-            luaL_addlstring(&buf, b + u->f[j].value, u->f[j].value_len);
+            luaL_addlstring(&buf, b + g.value, g.value_len);
         }
     }
     luaL_pushresult(&buf);
-}
-
-/* The lazy_head behind the headers table at idx, or NULL once it is filled in (or for any
- * other table). mt_idx: the lazy_head metatable. */
-static lazy_head *lazy_of(lua_State *L, int idx, int mt_idx)
-{
-    if (!lua_getmetatable(L, idx))
-        return NULL;
-    lazy_head *u = NULL;
-    if (lua_rawgeti(L, -1, 1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
-        if (lua_rawequal(L, -1, mt_idx))
-            u = lua_touserdata(L, -2);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
-    return u;
 }
 
 void gl_http_headers_fill(lua_State *L, int idx)
@@ -219,33 +221,36 @@ void gl_http_headers_fill(lua_State *L, int idx)
     idx = lua_absindex(L, idx);
     if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
         return; /* the common case, cheaply */
-    lua_pop(L, 1);
-    luaL_getmetatable(L, LAZY_HEAD_MT);
-    lazy_head *u = lazy_of(L, idx, lua_gettop(L));
-    lua_pop(L, 1);
-    if (!u)
+    lua_getfield(L, -1, "__index");
+    lazy_head *u = luaL_testudata(L, -1, LAZY_HEAD_MT);
+    if (!u) {
+        lua_pop(L, 2);
         return;
+    }
     const char *b = lazy_bytes(u);
     for (uint32_t i = 0; i < u->n; i++) {
-        const char *name = b + u->f[i].name;
+        lazy_field f = lazy_get(u, i);
         uint32_t j = 0;
-        while (j < i && !lazy_name_is(u, j, name, u->f[i].name_len))
+        while (j < i && !lazy_name_is(u, j, b + f.name, f.name_len))
             j++;
         if (j < i)
             continue; /* joined into the first field of that name */
-        push_lower(L, name, u->f[i].name_len);
+        push_lower(L, b + f.name, f.name_len);
         lazy_push_value(L, u, i);
         lua_rawset(L, idx);
     }
+    lua_pop(L, 2); /* u stays alive until the table's metatable changes, below */
     luaL_getmetatable(L, HEADERS_MT);
     lua_setmetatable(L, idx);
 }
 
-/* Not kept in the table: a scan of the fields costs less than growing it. */
+/* __index of a lazy_head (reached as the headers table's __index). Not kept in the table: a
+ * scan of the fields costs less than growing it. */
 static int lazy_index(lua_State *L)
 {
-    lazy_head *u = lazy_of(L, 1, lua_upvalueindex(1));
-    if (!u || lua_type(L, 2) != LUA_TSTRING)
+    int ours = lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
+    lazy_head *u = ours ? lua_touserdata(L, 1) : luaL_checkudata(L, 1, LAZY_HEAD_MT);
+    if (lua_type(L, 2) != LUA_TSTRING)
         return 0;
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
@@ -283,32 +288,39 @@ static int lazy_pairs(lua_State *L)
     return 3;
 }
 
-/* [-0, +1] Pushes the lazy headers table for the n fields h of the head starting at buf. */
+/* [-0, +1] Pushes the lazy headers table for the n fields h of a parsed head. */
 static void push_lazy_headers(lua_State *L, const gl_http_header *h, size_t n)
 {
     const char *first = n ? h[0].name.p : NULL;
     size_t span = n ? (size_t)(h[n - 1].value.p + h[n - 1].value.len - first) : 0;
     lua_createtable(L, 0, 0);
-    lua_createtable(L, 1, 3);
-    KEY(L, U_META_INDEX);
-    lua_pushvalue(L, UV(U_LAZY_INDEX));
-    lua_rawset(L, -3);
+    lua_createtable(L, 0, 3);
     KEY(L, U_META_NEWINDEX);
     lua_pushcfunction(L, lazy_newindex);
     lua_rawset(L, -3);
     KEY(L, U_META_PAIRS);
     lua_pushcfunction(L, lazy_pairs);
     lua_rawset(L, -3);
-    lazy_head *u = lua_newuserdatauv(L, sizeof *u + n * sizeof u->f[0] + span, 0);
-    u->n = (uint32_t)n;
-    for (size_t i = 0; i < n; i++)
-        u->f[i] = (lazy_field){(uint32_t)(h[i].name.p - first), (uint32_t)h[i].name.len,
-                               (uint32_t)(h[i].value.p - first), (uint32_t)h[i].value.len};
+    KEY(L, U_META_INDEX);
+    lazy_head head = {(uint32_t)n, span > UINT16_MAX};
+    lazy_head *u = lua_newuserdatauv(L, sizeof head + n * lazy_field_size(&head) + span, 0);
+    *u = head;
+    void *fields = u + 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t f[4] = {(uint32_t)(h[i].name.p - first), (uint32_t)h[i].name.len,
+                         (uint32_t)(h[i].value.p - first), (uint32_t)h[i].value.len};
+        for (int k = 0; k < 4; k++) {
+            if (u->wide)
+                ((uint32_t *)fields)[4 * i + k] = f[k];
+            else
+                ((uint16_t *)fields)[4 * i + k] = (uint16_t)f[k];
+        }
+    }
     if (span)
         memcpy((char *)lazy_bytes(u), first, span);
     lua_pushvalue(L, UV(U_LAZY_MT));
     lua_setmetatable(L, -2);
-    lua_rawseti(L, -2, 1);
+    lua_rawset(L, -3); /* metatable.__index = the lazy_head */
     lua_setmetatable(L, -2);
 }
 
@@ -731,10 +743,11 @@ int gl_open_http(lua_State *L)
     luaL_getmetatable(L, GL_SOCK_MT);
     luaL_newmetatable(L, LAZY_HEAD_MT);
     lua_pushvalue(L, -1);
-    lua_pushcclosure(L, lazy_index, 1);
+    lua_pushcclosure(L, lazy_index, 1); /* the metatable, to check its argument cheaply */
+    lua_setfield(L, -2, "__index");
     for (int i = 0; i < (int)(sizeof upvalue_strings / sizeof *upvalue_strings); i++)
         lua_pushstring(L, upvalue_strings[i]);
-    /* stack: core, headers_mt, sock_mt, lazy_head mt, lazy index, strings... */
+    /* stack: core, headers_mt, sock_mt, lazy_head mt, strings... */
     luaL_setfuncs(L, funcs, U_COUNT);
     return 0;
 }

@@ -15,13 +15,12 @@
 #define F_BODY 16   /* _body is set */
 #define F_REJECT 32 /* Content-Length over max_body: answer 413 */
 
-/* Upvalues of every http_* function: metatables, the lazy headers' __index, then interned
- * strings, so the hot path builds tables with lua_rawset and never looks a C string up. */
+/* Upvalues of every http_* function: metatables, then interned strings, so the hot path builds
+ * tables with lua_rawset and never looks a C string up. */
 enum {
     U_HEADERS_MT = 1,
     U_SOCK_MT,
-    U_LAZY_MT,    /* of a request's header bytes (http.c) */
-    U_LAZY_INDEX, /* their __index, with U_LAZY_MT as its upvalue */
+    U_LAZY_MT, /* of a request's header bytes (http.c) */
     U_METHOD,
     U_TARGET,
     U_PATH,
