@@ -245,6 +245,8 @@ void gl_hub_free(gl_hub *h)
     free(h->runq);
     free(h->free_slots);
     free(h->corked);
+    while (h->n_spare_rbufs)
+        free(h->spare_rbufs[--h->n_spare_rbufs]);
     free(h);
 }
 

@@ -44,6 +44,11 @@ struct gl_hub {
     int exit_code;         /* set when the main thread fails: 1, or 130 for gl.Interrupt */
     int stop;              /* the hub loop should return */
     gl_deferred *deferred; /* to run once the current run-queue pass is over */
+    /* 4 KB read buffers that sockets gave up when they went idle, for the next one to read
+     * (socket.c): keep-alive connections take one per request, and malloc/free of that size
+     * is off glibc's fast path */
+    void *spare_rbufs[8];
+    int n_spare_rbufs;
 };
 
 /* Returns the hub of L's Lua state, or raises when gl is not loaded. */

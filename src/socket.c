@@ -295,7 +295,11 @@ int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunc
                           writing ? "writing" : "reading");
     gl_sched_check_pending(L, t);
     if (!writing && s->rlen == 0 && s->rbuf) { /* an idle socket keeps no buffer */
-        free(s->rbuf);
+        gl_hub *h = t->hub;
+        if (s->rcap == RBUF_MIN && h->n_spare_rbufs < (int)(sizeof h->spare_rbufs / sizeof(void *)))
+            h->spare_rbufs[h->n_spare_rbufs++] = s->rbuf;
+        else
+            free(s->rbuf);
         s->rbuf = NULL;
         s->rcap = s->rpos = 0;
     }
@@ -471,7 +475,8 @@ static int sock_recv(lua_State *L)
 ssize_t gl_sock_fill(gl_sock *s)
 {
     if (!s->rbuf) {
-        s->rbuf = malloc(RBUF_MIN);
+        gl_hub *h = s->hub;
+        s->rbuf = h && h->n_spare_rbufs ? h->spare_rbufs[--h->n_spare_rbufs] : malloc(RBUF_MIN);
         if (!s->rbuf) {
             s->err_no = ENOMEM;
             s->err_msg = NULL;
