@@ -148,6 +148,27 @@ describe("gl", function()
             assert.are.same({ "1:1", "2:1", "3:1", "1:2", "2:2", "3:2", "1:3", "2:3", "3:3" }, log)
         end))
 
+        it("a sleep(0) loop still lets sockets in (passes run back to back only briefly)",
+            green(function()
+            local srv = assert(gl.listen("127.0.0.1", 0))
+            local _, port = srv:getsockname()
+            local got
+            local reader = gl.spawn(function()
+                local conn = srv:accept()
+                got = conn:recv(100)
+                conn:close()
+            end)
+            local c = assert(gl.connect("127.0.0.1", port))
+            assert(c:sendall("ping"))
+            local t0 = gl.clock()
+            while not got and gl.clock() - t0 < 5 do gl.sleep(0) end
+            reader:wait()
+            c:close()
+            srv:close()
+            assert.are.equal("ping", got)
+            assert.is_true(gl.clock() - t0 < 0.5, "the reader waited " .. (gl.clock() - t0) .. " s")
+        end))
+
         it("sleep(0) runs threads spawned just before it", green(function()
             local ran = 0
             for _ = 1, 10 do gl.spawn_n(function() ran = ran + 1 end) end

@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <time.h>
 
 static const char *requested_backend;
 static char hub_key; /* registry: light userdata key -> hub box */
 
-#define RUNQ_BUDGET 1024 /* resumes per pass before libevent polls fds again */
+#define RUNQ_BUDGET 1024 /* resumes per pass */
+#define POLL_EVERY_SEC 50e-6 /* longest run of passes between two polls of fds and timers */
 
 void gl_hub_use(const char *name)
 {
@@ -45,15 +47,18 @@ static struct event_base *make_base(void)
     return base;
 }
 
-static void runq_cb(evutil_socket_t fd, short what, void *arg)
+static double monotonic_sec(void)
 {
-    (void)fd;
-    (void)what;
-    gl_hub *h = arg;
-    h->in_runq = 1;
-    /* A thread that yields with sleep(0) during this pass waits for the next one, after
-     * libevent has fired due timers (a Timeout that expired during busy work must reach
-     * it, as in Eventlet); threads woken by others run in this pass, for fast hand-offs. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One pass over the threads that were READY when it began (and any they wake). */
+static void runq_pass(gl_hub *h)
+{
+    /* A thread that yields with sleep(0) during this pass waits for the next one; threads
+     * woken by others run in this pass, for fast hand-offs. */
     size_t at_start = h->rq_len;
     for (int budget = RUNQ_BUDGET; h->rq_len && budget > 0; budget--) {
         gl_thread *t = h->runq[h->rq_head];
@@ -70,16 +75,33 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
         else if (t->state == GL_T_DEAD)
             gl_sched_finish(h->L, t); /* killed before it started: unanchor now */
     }
-    h->in_runq = 0;
     while (h->deferred) {
         gl_deferred *d = h->deferred;
         gl_hub_undefer(d);
         d->fn(d);
     }
-    /* threads still queued (a sleep(0) loop, say) run on the next pass, after libevent
-     * has polled fds and timers: as a zero timer, not an active event, which libevent
-     * would run again in this same sweep, starving every fd and timer. The clock is read
-     * anew so that timers that fell due during this pass sort before the zero timer. */
+}
+
+static void runq_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gl_hub *h = arg;
+    h->in_runq = 1;
+    /* Passes follow one another without a poll for up to POLL_EVERY_SEC: a poll (a zero
+     * timer, epoll_wait and a timerfd re-arm) costs more than a pass of a few threads, and
+     * sleep(0) loops would spend most of their time there. After that, libevent polls fds
+     * and fires due timers (a Timeout that expired during busy work must reach the thread at
+     * its next sleep(0), as in Eventlet) before the next pass. */
+    double until = monotonic_sec() + POLL_EVERY_SEC;
+    do
+        runq_pass(h);
+    while (h->rq_len && !h->stop && monotonic_sec() < until);
+    h->in_runq = 0;
+    /* threads still queued run on the next pass, after libevent has polled: as a zero timer,
+     * not an active event, which libevent would run again in this same sweep, starving every
+     * fd and timer. The clock is read anew so that timers that fell due during this pass
+     * sort before the zero timer. */
     if (h->rq_len) {
         static const struct timeval now = {0, 0};
         event_base_update_cache_time(h->base);
