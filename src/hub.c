@@ -18,7 +18,7 @@
 static const char *requested_backend;
 static char hub_key; /* registry: light userdata key -> hub box */
 
-#define RUNQ_BUDGET 1024 /* resumes per pass */
+#define RUNQ_BUDGET 1024     /* resumes per pass */
 #define POLL_EVERY_SEC 50e-6 /* longest run of passes between two polls of fds and timers */
 
 void gl_hub_use(const char *name)
