@@ -84,6 +84,33 @@ describe("gl.http.server", function()
         assert.matches("^HTTP/1.1 404 Not Found\r\n", out404)
     end))
 
+    it("answers 500 for a response it cannot send, and no body for 204 and HEAD", green(function()
+        local srv, port = U.serve(function(req)
+            if req.path == "/badlist" then return 200, {}, { "a", {}, "c" } end
+            if req.path == "/badname" then return 200, { ["Bad Name"] = "x" }, "body" end
+            if req.path == "/204" then
+                return 204, {}, function() error("a 204 body must not be read") end
+            end
+            return 200, {}, { "o", "k", 1 }
+        end)
+        local function get(path, method)
+            local c = assert(gl.connect("127.0.0.1", port))
+            assert(c:sendall((method or "GET") .. " " .. path .. " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+            local out = c:read("a")
+            c:close()
+            return out
+        end
+        local badlist, badname, nocontent, head, fine = get("/badlist"), get("/badname"), get("/204"),
+            get("/", "HEAD"), get("/")
+        srv:stop(1)
+        assert.matches("^HTTP/1.1 500 ", badlist)
+        assert.matches("^HTTP/1.1 500 ", badname)
+        assert.matches("^HTTP/1.1 204 No Content\r\n.-\r\n\r\n$", nocontent)
+        assert.not_matches("Content%-Length", nocontent)
+        assert.matches("^HTTP/1.1 200 OK\r\n.-Content%-Length: 3\r\n.-\r\n\r\n$", head)
+        assert.matches("\r\n\r\nok1$", fine)
+    end))
+
     it("streams an iterator body chunked", green(function()
         local srv, port = U.serve(echo_app)
         local rc, out = U.run(("curl -s -i http://127.0.0.1:%d/stream"):format(port))

@@ -205,6 +205,20 @@ static void check_field(lua_State *L, const char *p, size_t n, const char *what)
             luaL_error(L, "gl.http: invalid character in a response header %s", what);
 }
 
+/* A field name is a token (RFC 9110 5.1): a space or colon in it would make another field
+ * or a malformed head. */
+static void check_name(lua_State *L, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            luaL_error(L, "gl.http: invalid character in a response header name");
+    }
+    if (n == 0)
+        luaL_error(L, "gl.http: empty response header name");
+}
+
 static void out_header(lua_State *L, const char *k, size_t klen, int vidx)
 {
     size_t vlen;
@@ -225,6 +239,23 @@ static void out_header(lua_State *L, const char *k, size_t klen, int vidx)
     obuf[olen++] = '\n';
 }
 
+/* Replaces the list of strings at idx with their concatenation (table.concat's rules). */
+static void concat_list(lua_State *L, int idx)
+{
+    luaL_Buffer b;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    luaL_buffinit(L, &b);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int t = lua_rawgeti(L, idx, i);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            luaL_error(L, "gl.http: a list body holds strings, not %s (at %d)", lua_typename(L, t),
+                       (int)i);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_replace(L, idx);
+}
+
 /* What the app's headers said. */
 enum { H_LENGTH = 1, H_TE = 2, H_CONNECTION = 4, H_DATE = 8, H_CLOSE = 16 };
 
@@ -242,7 +273,7 @@ static int out_headers(lua_State *L, int idx)
             luaL_error(L, "gl.http: header names must be strings");
         size_t klen;
         const char *k = lua_tolstring(L, -2, &klen);
-        check_field(L, k, klen, "name");
+        check_name(L, k, klen);
         switch (klen) {
         case 4:
             if (IEQ_LIT(k, klen, "date"))
@@ -298,12 +329,13 @@ static ssize_t send_now(gl_sock *s, const char *p, size_t n)
     return (ssize_t)off;
 }
 
-/* core.http_respond(sock, flags, status, headers, body) -> keep, rest1, rest2, chunked
- * | nil, err. Formats the status line, the app's headers, Date, Content-Length or
+/* core.http_respond(sock, flags, status, headers, body) -> keep, rest1, rest2, chunked,
+ * nbytes | nil, err. Formats the status line, the app's headers, Date, Content-Length or
  * Transfer-Encoding and Connection as needed, and (unless HEAD or a stream) the body, and
  * sends it at once: one write when it fits ONE_WRITE_MAX. What the socket would not take
- * now comes back as rest1 (and rest2) for sock:sendall. body: nil, a string, or a function
- * (a stream: only the head is sent; chunked says how the caller frames the chunks). */
+ * now comes back as rest1 (and rest2) for sock:sendall. body: nil, a string, a list of
+ * strings, or a function (a stream: only the head is sent; chunked says how the caller
+ * frames the chunks). nbytes: the body bytes for the access log, nil for a stream. */
 int gl_http_respond(lua_State *L)
 {
     gl_sock *s = check_sock(L);
@@ -332,6 +364,10 @@ int gl_http_respond(lua_State *L)
         rlen = strlen(reason);
     }
     int btype = lua_type(L, 5);
+    if (btype == LUA_TTABLE) {
+        concat_list(L, 5);
+        btype = LUA_TSTRING;
+    }
     size_t blen = 0;
     const char *body = NULL;
     if (btype == LUA_TSTRING || btype == LUA_TNUMBER)
@@ -383,8 +419,11 @@ int gl_http_respond(lua_State *L)
             OUT_LIT(L, "Connection: keep-alive\r\n");
     }
     OUT_LIT(L, "\r\n");
-    if ((flags & F_HEAD) || no_body)
+    if ((flags & F_HEAD) || no_body) {
         blen = 0;
+        btype = LUA_TNIL; /* nothing to stream either */
+    }
+    size_t nbytes = blen;
     size_t head = olen;
     int together = blen && head + blen <= ONE_WRITE_MAX;
     if (together) {
@@ -415,7 +454,11 @@ int gl_http_respond(lua_State *L)
         lua_pushnil(L);
     }
     lua_pushboolean(L, chunked);
-    return 4;
+    if (btype == LUA_TFUNCTION)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, (lua_Integer)nbytes);
+    return 5;
 }
 
 /* ---- the access log ---- */

@@ -202,7 +202,7 @@ local function handle(srv, conn, host, port, state)
     local ht = o.header_timeout
     local log = o.log
     local cinfo = setmetatable({
-        remote_addr = host, remote_port = port, _sock = conn,
+        remote_addr = host, remote_port = port, _sock = conn, _hijacked = false,
         scheme = getmetatable(conn).__name == "gl.tlssocket" and "https" or "http",
     }, RequestBase)
     local mt = { __name = "gl.http.request", __index = cinfo }
@@ -249,28 +249,20 @@ local function handle(srv, conn, host, port, state)
             end
         end
         if srv.stopping then f = f & ~F_KEEP end
-        local bt = type(body)
-        if bt == "table" then
-            body, bt = concat(body), "string"
-        end
-        local sent, keep, rest1, rest2, chunked = pcall(respond, conn, f, status, headers, body)
+        local sent, keep, rest1, rest2, chunked, nbytes = pcall(respond, conn, f, status, headers, body)
         if not sent then -- the app's status or headers could not be sent
             report("gl.http: bad response from the app: " .. tostring(keep))
-            status, body, bt = 500, reasons[500], "string"
-            sent, keep, rest1, rest2 = pcall(respond, conn, f & ~F_KEEP, 500, plain_headers, body)
+            status, body = 500, reasons[500]
+            sent, keep, rest1, rest2, chunked, nbytes =
+                pcall(respond, conn, f & ~F_KEEP, 500, plain_headers, body)
             if not sent then return end
         end
         if keep == nil then return end -- the client went away
         if rest1 and not conn:sendall(rest1) then return end
         if rest2 and not conn:sendall(rest2) then return end
-        local nbytes = 0
-        if f & F_HEAD == 0 then
-            if bt == "function" then
-                nbytes = stream(conn, body, chunked)
-                if not nbytes then return end
-            elseif body and status >= 200 and status ~= 204 and status ~= 304 then
-                nbytes = #body
-            end
+        if not nbytes then -- a function body: stream it
+            nbytes = stream(conn, body, chunked)
+            if not nbytes then return end
         end
         if log then log_request(o, req, status, nbytes, host) end
         if not keep then return f & F_REJECT ~= 0 or (b and not body_done(b)) end
