@@ -36,6 +36,15 @@ local function echo_app(req)
     return 404, {}, "not found\n"
 end
 
+-- sends one raw request on a new connection; returns everything the server sent back
+local function exchange(port, request)
+    local c = assert(gl.connect("127.0.0.1", port))
+    assert(c:sendall(request))
+    local out = c:read("a")
+    c:close()
+    return out
+end
+
 describe("gl.http.server", function()
     it("says clearly when it is given no listening socket", green(function()
         local busy = assert(gl.listen("127.0.0.1", 0))
@@ -94,11 +103,7 @@ describe("gl.http.server", function()
             return 200, {}, { "o", "k", 1 }
         end)
         local function get(path, method)
-            local c = assert(gl.connect("127.0.0.1", port))
-            assert(c:sendall((method or "GET") .. " " .. path .. " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
-            local out = c:read("a")
-            c:close()
-            return out
+            return exchange(port, (method or "GET") .. " " .. path .. " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         end
         local badlist, badname, nocontent, head, fine = get("/badlist"), get("/badname"), get("/204"),
             get("/", "HEAD"), get("/")
@@ -200,19 +205,13 @@ sys.stdout.write(data.decode())
             return 200, {}, "ok"
         end)
         local head = "Host: h\r\nAccept: a/b\r\nX-Multi: 1\r\nx-multi:  2 \r\nConnection: close\r\n\r\n"
-        local c = assert(gl.connect("127.0.0.1", port))
-        assert(c:sendall("GET / HTTP/1.1\r\n" .. head))
-        local out = c:read("a")
-        c:close()
+        local out = exchange(port, "GET / HTTP/1.1\r\n" .. head)
         assert.matches("^HTTP/1.1 200 OK", out)
         assert.are.same({ type = "table", accept = "a/b", multi = "1, 2", host = "h", added = "yes",
             n = 5, raw_after = "1, 2", all = { host = "h", accept = "a/b", ["x-multi"] = "1, 2",
             connection = "close", ["x-added"] = "yes" } }, seen)
         -- answering with req.headers sends every field, read or not
-        c = assert(gl.connect("127.0.0.1", port))
-        assert(c:sendall("GET /mirror HTTP/1.1\r\n" .. head))
-        out = c:read("a")
-        c:close()
+        out = exchange(port, "GET /mirror HTTP/1.1\r\n" .. head)
         srv:stop(1)
         assert.matches("\r\nx%-multi: 1, 2\r\n", out)
         assert.matches("\r\nhost: h\r\n", out)
@@ -227,10 +226,7 @@ sys.stdout.write(data.decode())
                 return t["x-multi"] .. "|" .. n
             end, req.headers)
         end)
-        local c = assert(gl.connect("127.0.0.1", port))
-        assert(c:sendall("GET / HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n"))
-        local out = c:read("a")
-        c:close()
+        local out = exchange(port, "GET / HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n")
         srv:stop(1)
         assert.matches("\r\n\r\n1, 2|3$", out)
     end))
