@@ -36,15 +36,6 @@ local function echo_app(req)
     return 404, {}, "not found\n"
 end
 
--- sends one raw request on a new connection; returns everything the server sent back
-local function exchange(port, request)
-    local c = assert(gl.connect("127.0.0.1", port))
-    assert(c:sendall(request))
-    local out = c:read("a")
-    c:close()
-    return out
-end
-
 describe("gl.http.server", function()
     it("says clearly when it is given no listening socket", green(function()
         local busy = assert(gl.listen("127.0.0.1", 0))
@@ -103,7 +94,7 @@ describe("gl.http.server", function()
             return 200, {}, { "o", "k", 1 }
         end)
         local function get(path, method)
-            return exchange(port, (method or "GET") .. " " .. path .. " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            return U.raw(port, (method or "GET") .. " " .. path .. " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         end
         local badlist, badname, nocontent, head, fine = get("/badlist"), get("/badname"), get("/204"),
             get("/", "HEAD"), get("/")
@@ -205,17 +196,29 @@ sys.stdout.write(data.decode())
             return 200, {}, "ok"
         end)
         local head = "Host: h\r\nAccept: a/b\r\nX-Multi: 1\r\nx-multi:  2 \r\nConnection: close\r\n\r\n"
-        local out = exchange(port, "GET / HTTP/1.1\r\n" .. head)
+        local out = U.raw(port, "GET / HTTP/1.1\r\n" .. head)
         assert.matches("^HTTP/1.1 200 OK", out)
         assert.are.same({ type = "table", accept = "a/b", multi = "1, 2", host = "h", added = "yes",
             n = 5, raw_after = "1, 2", all = { host = "h", accept = "a/b", ["x-multi"] = "1, 2",
             connection = "close", ["x-added"] = "yes" } }, seen)
         -- answering with req.headers sends every field, read or not
-        out = exchange(port, "GET /mirror HTTP/1.1\r\n" .. head)
+        out = U.raw(port, "GET /mirror HTTP/1.1\r\n" .. head)
         srv:stop(1)
         assert.matches("\r\nx%-multi: 1, 2\r\n", out)
         assert.matches("\r\nhost: h\r\n", out)
         assert.not_matches("\r\naccept:", out)
+    end))
+
+    it("reads header values past 64 KB, with tabs and obs-text, from the lazy table", green(function()
+        local srv, port = U.serve(function(req)
+            local h = req.headers
+            return 200, {}, table.concat({ #h["x-big"], h["x-tab"], h["x-obs"], h["x-after"] }, "|")
+        end, { max_header_bytes = 300000 })
+        local big = ("a"):rep(100000)
+        local out = U.raw(port, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " .. big ..
+            "\r\nX-Tab: one\ttwo  \r\nX-Obs: caf\xc3\xa9\r\nX-After: end\r\nConnection: close\r\n\r\n")
+        srv:stop(1)
+        assert.matches("\r\n\r\n100000|one\ttwo|caf\xc3\xa9|end$", out)
     end))
 
     it("copies unread request headers whole to gl.tpool", green(function()
@@ -226,7 +229,7 @@ sys.stdout.write(data.decode())
                 return t["x-multi"] .. "|" .. n
             end, req.headers)
         end)
-        local out = exchange(port, "GET / HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n")
+        local out = U.raw(port, "GET / HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n")
         srv:stop(1)
         assert.matches("\r\n\r\n1, 2|3$", out)
     end))
