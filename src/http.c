@@ -63,11 +63,6 @@ static int fail(lua_State *L, const char *msg)
 
 /* ---- heads into tables ---- */
 
-static inline unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? c | 0x20 : c;
-}
-
 /* [-0, +1] Pushes the name lowercased (interned like any short string). */
 static void push_lower(lua_State *L, const char *p, size_t n)
 {
@@ -75,8 +70,10 @@ static void push_lower(lua_State *L, const char *p, size_t n)
     char *d = n <= sizeof tmp ? tmp : malloc(n);
     if (!d)
         luaL_error(L, "gl.http: out of memory");
-    for (size_t i = 0; i < n; i++)
-        d[i] = (char)lower((unsigned char)p[i]);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        d[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    }
     lua_pushlstring(L, d, n);
     if (d != tmp)
         free(d);
@@ -116,6 +113,7 @@ static void push_headers(lua_State *L, const gl_http_header *h, size_t n, int co
     lua_setmetatable(L, t);
 }
 
+/* __index of header tables: look the name up lowercased */
 static int headers_index(lua_State *L)
 {
     if (lua_type(L, 2) != LUA_TSTRING)
@@ -182,13 +180,7 @@ static lazy_field lazy_get(const lazy_head *u, uint32_t i)
 static int lazy_name_is(const lazy_head *u, uint32_t i, const char *k, size_t n)
 {
     lazy_field f = lazy_get(u, i);
-    if (f.name_len != n)
-        return 0;
-    const unsigned char *a = (const unsigned char *)lazy_bytes(u) + f.name;
-    for (size_t j = 0; j < n; j++)
-        if (lower(a[j]) != lower((unsigned char)k[j]))
-            return 0;
-    return 1;
+    return f.name_len == n && gl_http_ieq(lazy_bytes(u) + f.name, n, k, n);
 }
 
 /* [-0, +1] Pushes the value of the fields named like field i, from i on (joined with ", "). */
@@ -713,7 +705,6 @@ static int l_alive(lua_State *L)
     return 1;
 }
 
-/* __index of header tables: look the name up lowercased */
 int gl_open_http(lua_State *L)
 {
     static const luaL_Reg funcs[] = {

@@ -3,6 +3,7 @@
  * ever blocking the hub). Reading heads and bodies is http.c. */
 #include "http.h"
 #include "http_int.h"
+#include "http_parser.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,18 +206,14 @@ static void check_field(lua_State *L, const char *p, size_t n, const char *what)
             luaL_error(L, "gl.http: invalid character in a response header %s", what);
 }
 
-/* A field name is a token (RFC 9110 5.1): a space or colon in it would make another field
- * or a malformed head. */
+/* A field name is a token: a space or colon in it would make another field or a malformed
+ * head. */
 static void check_name(lua_State *L, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c && strchr("!#$%&'*+-.^_`|~", c))))
-            luaL_error(L, "gl.http: invalid character in a response header name");
+    if (!gl_http_is_token(p, n)) {
+        lua_pushlstring(L, p, n);
+        luaL_error(L, "gl.http: response header name \"%s\" is not a token", lua_tostring(L, -1));
     }
-    if (n == 0)
-        luaL_error(L, "gl.http: empty response header name");
 }
 
 static void out_header(lua_State *L, const char *k, size_t klen, int vidx)

@@ -111,7 +111,7 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-static bool slice_ieq(const char *p, size_t len, const char *want, size_t wlen)
+bool gl_http_ieq(const char *p, size_t len, const char *want, size_t wlen)
 {
     if (len != wlen)
         return false;
@@ -121,11 +121,16 @@ static bool slice_ieq(const char *p, size_t len, const char *want, size_t wlen)
     return true;
 }
 
-#define IEQ(s, lit) slice_ieq((s).p, (s).len, lit, sizeof(lit) - 1)
+#define IEQ(s, lit) gl_http_ieq((s).p, (s).len, lit, sizeof(lit) - 1)
+
+bool gl_http_is_token(const char *p, size_t len)
+{
+    return len > 0 && skip(p, p + len, C_TOKEN) == p + len;
+}
 
 bool gl_http_name_eq(gl_http_slice name, const char *want)
 {
-    return slice_ieq(name.p, name.len, want, strlen(want));
+    return gl_http_ieq(name.p, name.len, want, strlen(want));
 }
 
 const gl_http_header *gl_http_find_header(const gl_http_header *hdrs, size_t n, const char *name,
@@ -133,7 +138,7 @@ const gl_http_header *gl_http_find_header(const gl_http_header *hdrs, size_t n, 
 {
     size_t wlen = strlen(name);
     for (size_t i = after ? (size_t)(after - hdrs) + 1 : 0; i < n; i++)
-        if (slice_ieq(hdrs[i].name.p, hdrs[i].name.len, name, wlen))
+        if (gl_http_ieq(hdrs[i].name.p, hdrs[i].name.len, name, wlen))
             return &hdrs[i];
     return NULL;
 }
@@ -267,7 +272,7 @@ static bool ends_in_chunked(gl_http_slice v)
         p--;
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
-    return slice_ieq(p, (size_t)(end - p), "chunked", 7);
+    return gl_http_ieq(p, (size_t)(end - p), "chunked", 7);
 }
 
 /* Derives framing from the fields: returns 0, or an error for ambiguous or unsupported framing

@@ -103,6 +103,10 @@ int gl_http_parse_response(const char *buf, size_t len, gl_http_response *res,
 /* Says how the body of a parsed response is delimited, given whether the request was HEAD. */
 gl_http_body gl_http_response_body(const gl_http_response *res, bool head_request);
 
+/* Compares two byte strings, ignoring ASCII case. */
+bool gl_http_ieq(const char *a, size_t alen, const char *b, size_t blen);
+/* Whether the bytes are a token (RFC 9110 5.6.2): what a field name must be. */
+bool gl_http_is_token(const char *p, size_t len);
 /* Compares a header name slice with a NUL-terminated name, ignoring ASCII case. */
 bool gl_http_name_eq(gl_http_slice name, const char *want);
 

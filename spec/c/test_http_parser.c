@@ -466,6 +466,10 @@ static void test_lookup(void)
     CHECK(gl_http_name_eq(req.headers[0].name, "hOsT"));
     CHECK(!gl_http_name_eq(req.headers[0].name, "hosts"));
     CHECK(!gl_http_name_eq((gl_http_slice){"a[", 2}, "a{")); /* no case folding beyond letters */
+    CHECK(gl_http_ieq("X-Id", 4, "x-iD", 4) && !gl_http_ieq("X-Id", 4, "x-i", 3));
+    CHECK(gl_http_is_token("X-Request_Id.~!#$%&'*+^`|", 25));
+    CHECK(!gl_http_is_token("Bad Name", 8) && !gl_http_is_token("a:b", 3));
+    CHECK(!gl_http_is_token("", 0) && !gl_http_is_token("a\0b", 3) && !gl_http_is_token("\x80", 1));
 }
 
 static void test_responses(void)
