@@ -221,6 +221,31 @@ sys.stdout.write(data.decode())
         assert.matches("\r\n\r\n100000|one\ttwo|caf\xc3\xa9|end$", out)
     end))
 
+    it("keeps each request's headers its own, after later requests and a vanished client",
+        green(function()
+        local kept = {}
+        local srv, port = U.serve(function(req)
+            kept[#kept + 1] = req.headers
+            if req.path == "/slow" then gl.sleep(0.1) end -- the client is gone by then
+            return 200, {}, tostring(#kept)
+        end)
+        local c = assert(gl.connect("127.0.0.1", port))
+        assert(c:sendall("GET / HTTP/1.1\r\nHost: h\r\nX-N: one\r\n\r\n" ..
+            "GET / HTTP/1.1\r\nHost: h\r\nX-N: two\r\n\r\nGET /slow HTTP/1.1\r\nHost: h\r\nX-N: three\r\n\r\n"))
+        local got = ""
+        while select(2, got:gsub("HTTP/1.1 200", "")) < 2 do got = got .. assert(c:recv(4096)) end
+        c:close() -- before /slow is answered
+        assert.matches("^HTTP/1.1 200 OK", U.raw(port,
+            "GET / HTTP/1.1\r\nHost: h\r\nX-N: four\r\nConnection: close\r\n\r\n\x00\xff garbage"))
+        local deadline = gl.clock() + 5
+        while #kept < 4 and gl.clock() < deadline do gl.sleep(0.01) end
+        srv:stop(1)
+        local seen = {}
+        for i, h in ipairs(kept) do seen[i] = h["x-n"] end
+        table.sort(seen)
+        assert.are.same({ "four", "one", "three", "two" }, seen)
+    end))
+
     it("copies unread request headers whole to gl.tpool", green(function()
         local srv, port = U.serve(function(req)
             return 200, {}, gl.tpool.execute(function(t)

@@ -54,6 +54,15 @@ static double monotonic_sec(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static void run_deferred(gl_hub *h)
+{
+    while (h->deferred) {
+        gl_deferred *d = h->deferred;
+        gl_hub_undefer(d);
+        d->fn(d);
+    }
+}
+
 /* One pass over the threads that were READY when it began (and any they wake). */
 static void runq_pass(gl_hub *h)
 {
@@ -75,11 +84,7 @@ static void runq_pass(gl_hub *h)
         else if (t->state == GL_T_DEAD)
             gl_sched_finish(h->L, t); /* killed before it started: unanchor now */
     }
-    while (h->deferred) {
-        gl_deferred *d = h->deferred;
-        gl_hub_undefer(d);
-        d->fn(d);
-    }
+    run_deferred(h);
 }
 
 static void runq_cb(evutil_socket_t fd, short what, void *arg)
@@ -160,9 +165,9 @@ struct gl_cork {
     unsigned char *flag;
 };
 
-static void set_cork(int fd, int on)
+static int set_cork(int fd, int on)
 {
-    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    return setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
 static void uncork_all(gl_deferred *d)
@@ -185,8 +190,7 @@ int gl_hub_cork(gl_hub *h, int fd, unsigned char *flag)
         h->corked = list;
         h->cap_corked = cap;
     }
-    int on = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
+    if (set_cork(fd, 1) < 0)
         return 0; /* not TCP */
     h->corked[h->ncorked].fd = fd;
     h->corked[h->ncorked].flag = flag;
@@ -255,11 +259,7 @@ gl_hub *gl_hub_new(lua_State *L, struct event_base *base)
 
 void gl_hub_free(gl_hub *h)
 {
-    while (h->deferred) { /* their owners may outlive the hub as garbage: finish, unlink */
-        gl_deferred *d = h->deferred;
-        gl_hub_undefer(d);
-        d->fn(d);
-    }
+    run_deferred(h); /* their owners may outlive the hub as garbage: finish, unlink */
     if (h->runq_ev)
         event_free(h->runq_ev);
     if (h->own_base)
