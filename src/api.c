@@ -1,5 +1,6 @@
 /* The embedding API: the only implementation of include/gl.h's gl_State functions.
  * A host either lets gl own its event_base or passes its own and keeps its own loop. */
+#include "alloc.h"
 #include "core.h"
 #include "sched.h"
 
@@ -9,6 +10,7 @@
 
 struct gl_State {
     lua_State *L;
+    gl_heap *heap;
     gl_hub *hub;
 };
 
@@ -17,7 +19,7 @@ gl_State *gl_open(struct event_base *base)
     gl_State *G = calloc(1, sizeof *G);
     if (!G)
         return NULL;
-    G->L = luaL_newstate();
+    G->L = gl_heap_newstate(&G->heap);
     if (!G->L) {
         free(G);
         return NULL;
@@ -30,7 +32,7 @@ gl_State *gl_open(struct event_base *base)
     lua_getglobal(G->L, "require");
     lua_pushliteral(G->L, "gl");
     if (lua_pcall(G->L, 1, 1, 0) != LUA_OK) {
-        lua_close(G->L);
+        gl_heap_close(G->L, G->heap);
         free(G);
         return NULL;
     }
@@ -93,6 +95,6 @@ void gl_close(gl_State *G)
 {
     if (!G)
         return;
-    lua_close(G->L);
+    gl_heap_close(G->L, G->heap);
     free(G);
 }

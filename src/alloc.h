@@ -1,0 +1,15 @@
+/* The Lua allocator of a gl state (alloc.c). */
+#ifndef GL_ALLOC_H
+#define GL_ALLOC_H
+
+#include <lua.h>
+
+typedef struct gl_heap gl_heap;
+
+/* A new Lua state on a gl_heap, with luaL_newstate's panic and warning behaviour; NULL when
+ * out of memory. */
+lua_State *gl_heap_newstate(gl_heap **out);
+/* lua_close(L), then frees the heap's cached blocks and the heap. */
+void gl_heap_close(lua_State *L, gl_heap *H);
+
+#endif
