@@ -151,8 +151,8 @@ bool gl_http_ieq(const char *p, size_t len, const char *want, size_t wlen)
 }
 
 /* lit is lowercase; its length and first byte settle most compares without a call */
-#define IEQ(s, lit)                                                                              \
-    ((s).len == sizeof(lit) - 1 && lower((unsigned char)(s).p[0]) == (lit)[0] &&                \
+#define IEQ(s, lit)                                                                                \
+    ((s).len == sizeof(lit) - 1 && lower((unsigned char)(s).p[0]) == (lit)[0] &&                   \
      gl_http_ieq((s).p, (s).len, lit, sizeof(lit) - 1))
 
 bool gl_http_is_token(const char *p, size_t len)

@@ -77,6 +77,30 @@ static void test_reuse(lua_State *L)
 #endif
 }
 
+/* A burst of blocks freed at once: the lists keep no more than the heap in use (and 256 KB),
+ * so a shrinking heap hands the rest back to glibc. */
+static void test_bounded(lua_State *L, gl_heap *H)
+{
+    enum { N = 40000 };
+    static void *blocks[N];
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    lua_gc(L, LUA_GCCOLLECT);
+    size_t before = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024;
+    for (int i = 0; i < N; i++)
+        blocks[i] = f(ud, NULL, 0, 40);
+    for (int i = 0; i < N; i++)
+        f(ud, blocks[i], 40, 0);
+    size_t cached = gl_heap_cached(H);
+#if !defined(__SANITIZE_ADDRESS__)
+    CHECK(cached > 0);
+#endif
+    /* N x 40 B is 1.6 MB; what stays is bounded by what Lua still holds */
+    if (cached > before + 2 * 256 * 1024)
+        printf("cached %zu, heap before %zu\n", cached, before);
+    CHECK(cached <= before + 2 * 256 * 1024);
+}
+
 static const char churn[] =
     "local parts, t = {}, {}\n"
     "for n = 0, 2100 do parts[#parts + 1] = string.rep('x', n) .. n end\n"
@@ -133,6 +157,7 @@ int main(void)
     test_resizes(L);
     test_reuse(L);
     test_lua_program(L);
+    test_bounded(L, H);
     test_warnings(L);
     gl_heap_close(L, H);
     printf("alloc: %d passed, %d failed\n", passed, failed);
