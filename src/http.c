@@ -400,18 +400,42 @@ static double now_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#define HEAD_DEADLINE 9 /* stack slot: when the head under way must be complete */
+#define HEAD_DEADLINE 4 /* stack slot: when the head under way must be complete */
+#define LIMITS_MT "gl.http.limits"
 
-/* core.http_read_request(sock, mt, max_head, max_target, keepalive_timeout, timeout,
- *   max_body, header_timeout) -> req | nil, err[, status]; mt is the connection's request
- * metatable. A head must arrive whole within header_timeout of its first bytes, however it
- * trickles (slowloris): else nil, "timeout", 408. ctx: bytes of the buffer already parsed
- * and found incomplete (re-parse only when newer bytes hold a '\n'). */
+/* A server's limits, read once per connection instead of from 6 arguments per request:
+ * luaL_opt* on each was about 800 instructions of a request's 14,500. 0 / negative: none. */
+typedef struct http_limits {
+    lua_Integer max_head, max_target, max_body;
+    double keepalive_timeout, timeout, header_timeout;
+} http_limits;
+
+/* core.http_limits(max_head, max_target, keepalive_timeout, timeout, max_body,
+ *   header_timeout) -> limits for http_read_request; nil for any: none */
+static int l_limits(lua_State *L)
+{
+    http_limits *lim = lua_newuserdatauv(L, sizeof *lim, 0);
+    lim->max_head = luaL_optinteger(L, 1, 0);
+    lim->max_target = luaL_optinteger(L, 2, 0);
+    lim->keepalive_timeout = luaL_optnumber(L, 3, -1);
+    lim->timeout = luaL_optnumber(L, 4, -1);
+    lim->max_body = luaL_optinteger(L, 5, 0);
+    lim->header_timeout = luaL_optnumber(L, 6, -1);
+    luaL_setmetatable(L, LIMITS_MT);
+    return 1;
+}
+
+/* core.http_read_request(sock, mt, limits) -> req | nil, err[, status]; mt is the
+ * connection's request metatable, limits from core.http_limits. A head must arrive whole
+ * within header_timeout of its first bytes, however it trickles (slowloris): else nil,
+ * "timeout", 408. ctx: bytes of the buffer already parsed and found incomplete (re-parse
+ * only when newer bytes hold a '\n'). */
 static int read_request_k(lua_State *L, int status, lua_KContext ctx)
 {
     gl_sock *s = check_sock(L);
     size_t scanned = (size_t)ctx;
-    double timeout = luaL_optnumber(L, 6, -1);
+    const http_limits *hl = lua_touserdata(L, 3); /* checked by l_read_request */
+    double timeout = hl->timeout;
     if (status == LUA_YIELD) {
         s->timeout = timeout;
         int r = gl_sock_after_wait(L, s, status);
@@ -428,7 +452,7 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
     if (s->fd < 0)
         return fail(L, "closed");
     check_reader(L, s);
-    gl_http_limits lim = {(size_t)luaL_optinteger(L, 4, 0), (size_t)luaL_optinteger(L, 3, 0), 0};
+    gl_http_limits lim = {(size_t)hl->max_target, (size_t)hl->max_head, 0};
     size_t max_head = lim.max_head ? lim.max_head : GL_HTTP_DEFAULT_MAX_HEAD;
     for (;;) {
         if (s->rlen > scanned) {
@@ -438,7 +462,7 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
                 gl_http_request req;
                 int n = gl_http_parse_request(buf, s->rlen, &req, &lim);
                 if (n > 0) {
-                    push_request(L, &req, 2, (uint64_t)luaL_optinteger(L, 7, 0));
+                    push_request(L, &req, 2, (uint64_t)hl->max_body);
                     consume(s, (size_t)n);
                     if (s->rlen)
                         gl_sock_cork(L, s); /* pipelined: answer them in one segment */
@@ -459,8 +483,8 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
         if (got > 0 || got == 0)
             continue;
         if (got == GL_IO_WAIT_READ || got == GL_IO_WAIT_WRITE) {
-            s->timeout = s->rlen ? timeout : luaL_optnumber(L, 5, -1);
-            double head_timeout = luaL_optnumber(L, 8, -1);
+            s->timeout = s->rlen ? timeout : hl->keepalive_timeout;
+            double head_timeout = hl->header_timeout;
             if (s->rlen && head_timeout >= 0) {
                 double now = now_monotonic();
                 if (lua_isnil(L, HEAD_DEADLINE)) {
@@ -488,6 +512,7 @@ static int l_read_request(lua_State *L)
     if (check_sock(L)->fd < 0)
         return luaL_error(L, "attempt to use a closed socket");
     luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checkudata(L, 3, LIMITS_MT);
     lua_settop(L, HEAD_DEADLINE);
     return read_request_k(L, LUA_OK, 0);
 }
@@ -709,6 +734,7 @@ int gl_open_http(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"http_read_request", l_read_request},
+        {"http_limits", l_limits},
         {"http_read_response", l_read_response},
         {"http_body_read", l_body_read},
         {"http_body_done", l_body_done},
@@ -722,6 +748,8 @@ int gl_open_http(lua_State *L)
         {NULL, NULL},
     };
     luaL_newmetatable(L, BODY_MT);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LIMITS_MT);
     lua_pop(L, 1);
     /* stack: core */
     luaL_newmetatable(L, HEADERS_MT);

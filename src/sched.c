@@ -182,7 +182,7 @@ int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
     t->timer_ok = 0;
     if (!t->ev)
         t->ev = event_new(base, fd, what, thread_ev_cb, t);
-    else
+    else if (event_get_fd(t->ev) != fd || event_get_events(t->ev) != what) /* else: as it is */
         event_assign(t->ev, base, fd, what, thread_ev_cb, t);
     if (!t->ev)
         return -1;

@@ -4,6 +4,7 @@
 local core = require "gl.core"
 
 local read_request = core.http_read_request
+local limits_of = core.http_limits
 local respond = core.http_respond
 local body_read = core.http_body_read
 local body_done = core.http_body_done
@@ -196,10 +197,9 @@ end
 -- Serves one connection's requests; returns true when it ends with input unread.
 local function handle(srv, conn, host, port, state)
     local o, app = srv.opts, srv.app
-    local mh, ul, kat, st = o.max_header_bytes, o.url_length_limit, o.keepalive_timeout,
-        o.socket_timeout
-    local mb = o.max_body_bytes or nil
-    local ht = o.header_timeout
+    local st = o.socket_timeout
+    local limits = limits_of(o.max_header_bytes, o.url_length_limit, o.keepalive_timeout, st,
+        o.max_body_bytes or nil, o.header_timeout)
     local log = o.log
     local cinfo = setmetatable({
         remote_addr = host, remote_port = port, _sock = conn, _hijacked = false,
@@ -212,7 +212,7 @@ local function handle(srv, conn, host, port, state)
     conn:settimeout(st)
     while not srv.stopping do
         state.busy = false
-        local req, err, code = read_request(conn, mt, mh, ul, kat, st, mb, ht)
+        local req, err, code = read_request(conn, mt, limits)
         state.busy = true
         if not req then
             if code then -- malformed: answer and close
