@@ -2,26 +2,13 @@
  * are reused by their size class, a Lua program that churns through every size runs right,
  * and warnings behave as luaL_newstate's. */
 #include "alloc.h"
+#include "check.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-static void check(int ok, int line, const char *what)
-{
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL line %d: %s\n", line, what);
-    }
-}
-
-#define CHECK(c) check((c) != 0, __LINE__, #c)
 
 static int has_bytes(const unsigned char *p, size_t n, unsigned char seed)
 {

@@ -2,22 +2,11 @@
  * Every head is also fed as each of its prefixes (in exactly-sized heap copies, so ASan sees
  * over-reads): a prefix must parse as "more" or as the same error as the whole. */
 #include "http_parser.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-static void check(int ok, int line, const char *what)
-{
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL line %d: %s\n", line, what);
-    }
-}
 
 static void check_int(long long got, long long want, int line, const char *what)
 {
@@ -40,7 +29,6 @@ static void check_str(gl_http_slice got, const char *want, int line, const char 
     }
 }
 
-#define CHECK(c) check((c) != 0, __LINE__, #c)
 #define EQ(a, b) check_int((long long)(a), (long long)(b), __LINE__, #a)
 #define STR(s, w) check_str((s), (w), __LINE__, #s)
 
