@@ -209,6 +209,27 @@ sys.stdout.write(data.decode())
         assert.not_matches("\r\naccept:", out)
     end))
 
+    -- every unread headers table shares one metatable; its __index must trust only gl's bytes
+    it("looks headers up only in the bytes gl stored, whatever table __index is given",
+        green(function()
+        local seen
+        local srv, port = U.serve(function(req)
+            local h = req.headers
+            local index = getmetatable(h).__index
+            local key, bytes = next(h) -- the private entry an unread table holds
+            seen = { own = index(h, "host"), empty = index({}, "host"),
+                     forged = index({ [key] = io.stdout }, "host"),
+                     stolen = index({ [key] = bytes }, "x-n"), not_table = index(bytes, "host") }
+            for _ in pairs(h) do end
+            seen.after = next(h, nil) ~= key and rawget(h, key) == nil
+            return 200, {}, "ok"
+        end)
+        local out = U.raw(port, "GET / HTTP/1.1\r\nHost: h\r\nX-N: 7\r\nConnection: close\r\n\r\n")
+        srv:stop(1)
+        assert.matches("^HTTP/1.1 200 OK", out)
+        assert.are.same({ own = "h", stolen = "7", after = true }, seen)
+    end))
+
     it("reads header values past 64 KB, with tabs and obs-text, from the lazy table", green(function()
         local srv, port = U.serve(function(req)
             local h = req.headers

@@ -23,9 +23,8 @@
 #define HEADERS_MT "gl.http.headers" /* the case-insensitive metatable of headers tables */
 
 static const char *const upvalue_strings[] = {
-    "method",  "target",     "path",     "query",      "version", "headers", "_f",
-    "_body",   "_reject",    "_upgrade", "1.1",        "1.0",     "status",  "reason",
-    "referer", "user-agent", "__index",  "__newindex", "__pairs"};
+    "method",  "target",   "path", "query", "version", "headers", "_f",      "_body",
+    "_reject", "_upgrade", "1.1",  "1.0",   "status",  "reason",  "referer", "user-agent"};
 #define KEY(L, k) lua_pushvalue(L, UV(k))
 
 /* [-1, +0] t[upvalue k] = value on top (t an absolute index) */
@@ -140,12 +139,15 @@ static int headers_newindex(lua_State *L)
 }
 
 /* ---- request headers, made Lua strings only when asked for ----
- * A request's headers table starts empty. Its metatable, made for it, has the header bytes
- * (a lazy_head userdata) as __index, so a lookup finds the field there. pairs() or a write
- * first fills in every field and gives the table the plain headers metatable. Turning 20
- * headers into 40 strings and a table was the largest user-space cost of a realistic request
- * (about 1 us), and most apps read two or three of them. */
-#define LAZY_HEAD_MT "gl.http.lazyhead"
+ * A request's headers table starts with one private entry: the header bytes (a lazy_head
+ * userdata) under a light-userdata key. Its metatable, shared by every such table, looks a
+ * name up in those bytes. pairs() or a write first fills in every field, drops the entry and
+ * gives the table the plain headers metatable. Turning 20 headers into 40 strings and a table
+ * was the largest user-space cost of a realistic request (about 1 us), and most apps read two
+ * or three of them; a metatable per request (holding the bytes as its __index) cost another
+ * 1,000 instructions. */
+#define LAZY_HEAD_MT "gl.http.lazyhead" /* of a lazy_head and of the tables holding one */
+static const char lazy_key;             /* its address: the key of a headers table's lazy_head */
 
 typedef struct lazy_field {
     uint32_t name, name_len, value, value_len; /* offsets into the copied bytes */
@@ -208,17 +210,31 @@ static void lazy_push_value(lua_State *L, const lazy_head *u, uint32_t i)
     luaL_pushresult(&buf);
 }
 
+/* [-0, +0] The lazy_head of the headers table at idx, or NULL (no userdata kept on the stack:
+ * the table holds it) */
+static lazy_head *lazy_of(lua_State *L, int idx)
+{
+    if (lua_rawgetp(L, idx, &lazy_key) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    lazy_head *u = luaL_testudata(L, -1, LAZY_HEAD_MT);
+    lua_pop(L, 1);
+    return u;
+}
+
 void gl_http_headers_fill(lua_State *L, int idx)
 {
     idx = lua_absindex(L, idx);
     if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
         return; /* the common case, cheaply */
-    lua_getfield(L, -1, "__index");
-    lazy_head *u = luaL_testudata(L, -1, LAZY_HEAD_MT);
-    if (!u) {
-        lua_pop(L, 2);
+    lua_pop(L, 1);
+    lazy_head *u = lazy_of(L, idx);
+    if (!u)
         return;
-    }
+    lua_rawgetp(L, idx, &lazy_key); /* keeps u alive while the entry is replaced */
+    lua_pushnil(L);
+    lua_rawsetp(L, idx, &lazy_key);
     const char *b = lazy_bytes(u);
     for (uint32_t i = 0; i < u->n; i++) {
         lazy_field f = lazy_get(u, i);
@@ -231,19 +247,21 @@ void gl_http_headers_fill(lua_State *L, int idx)
         lazy_push_value(L, u, i);
         lua_rawset(L, idx);
     }
-    lua_pop(L, 2); /* u stays alive until the table's metatable changes, below */
+    lua_pop(L, 1);
     luaL_getmetatable(L, HEADERS_MT);
     lua_setmetatable(L, idx);
 }
 
-/* __index of a lazy_head (reached as the headers table's __index). Not kept in the table: a
+/* __index of a headers table holding a lazy_head. Found fields are not kept in the table: a
  * scan of the fields costs less than growing it. */
 static int lazy_index(lua_State *L)
 {
-    int ours = lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
-    lazy_head *u = ours ? lua_touserdata(L, 1) : luaL_checkudata(L, 1, LAZY_HEAD_MT);
-    if (lua_type(L, 2) != LUA_TSTRING)
+    if (lua_type(L, 2) != LUA_TSTRING || !lua_istable(L, 1))
         return 0;
+    if (lua_rawgetp(L, 1, &lazy_key) != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
+        !lua_rawequal(L, -1, lua_upvalueindex(1)))
+        return 0; /* only gl makes a userdata with that metatable */
+    const lazy_head *u = lua_touserdata(L, 3);
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
     uint32_t i = 0;
@@ -285,15 +303,7 @@ static void push_lazy_headers(lua_State *L, const gl_http_header *h, size_t n)
 {
     const char *first = n ? h[0].name.p : NULL;
     size_t span = n ? (size_t)(h[n - 1].value.p + h[n - 1].value.len - first) : 0;
-    lua_createtable(L, 0, 0);
-    lua_createtable(L, 0, 3);
-    KEY(L, U_META_NEWINDEX);
-    lua_pushcfunction(L, lazy_newindex);
-    lua_rawset(L, -3);
-    KEY(L, U_META_PAIRS);
-    lua_pushcfunction(L, lazy_pairs);
-    lua_rawset(L, -3);
-    KEY(L, U_META_INDEX);
+    lua_createtable(L, 0, 1);
     lazy_head head = {(uint32_t)n, span > UINT16_MAX};
     lazy_head *u = lua_newuserdatauv(L, sizeof head + n * lazy_field_size(&head) + span, 0);
     *u = head;
@@ -312,7 +322,8 @@ static void push_lazy_headers(lua_State *L, const gl_http_header *h, size_t n)
         memcpy((char *)lazy_bytes(u), first, span);
     lua_pushvalue(L, UV(U_LAZY_MT));
     lua_setmetatable(L, -2);
-    lua_rawset(L, -3); /* metatable.__index = the lazy_head */
+    lua_rawsetp(L, -2, &lazy_key);
+    lua_pushvalue(L, UV(U_LAZY_MT));
     lua_setmetatable(L, -2);
 }
 
@@ -402,10 +413,12 @@ static double now_monotonic(void)
 
 #define HEAD_DEADLINE 4 /* stack slot: when the head under way must be complete */
 #define LIMITS_MT "gl.http.limits"
+#define LIMITS_MAGIC 0x676c686cu /* "glhl" */
 
 /* A server's limits, read once per connection instead of from 6 arguments per request:
  * luaL_opt* on each was about 800 instructions of a request's 14,500. 0 / negative: none. */
 typedef struct http_limits {
+    uint32_t magic; /* LIMITS_MAGIC: checked per request without luaL_checkudata's name look-up */
     lua_Integer max_head, max_target, max_body;
     double keepalive_timeout, timeout, header_timeout;
 } http_limits;
@@ -415,6 +428,7 @@ typedef struct http_limits {
 static int l_limits(lua_State *L)
 {
     http_limits *lim = lua_newuserdatauv(L, sizeof *lim, 0);
+    lim->magic = LIMITS_MAGIC;
     lim->max_head = luaL_optinteger(L, 1, 0);
     lim->max_target = luaL_optinteger(L, 2, 0);
     lim->keepalive_timeout = luaL_optnumber(L, 3, -1);
@@ -512,7 +526,9 @@ static int l_read_request(lua_State *L)
     if (check_sock(L)->fd < 0)
         return luaL_error(L, "attempt to use a closed socket");
     luaL_checktype(L, 2, LUA_TTABLE);
-    luaL_checkudata(L, 3, LIMITS_MT);
+    const http_limits *hl = lua_touserdata(L, 3);
+    if (!hl || lua_rawlen(L, 3) != sizeof *hl || hl->magic != LIMITS_MAGIC)
+        luaL_checkudata(L, 3, LIMITS_MT); /* raises the usual error */
     lua_settop(L, HEAD_DEADLINE);
     return read_request_k(L, LUA_OK, 0);
 }
@@ -764,6 +780,10 @@ int gl_open_http(lua_State *L)
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, lazy_index, 1); /* the metatable, to check its argument cheaply */
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, lazy_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, lazy_pairs);
+    lua_setfield(L, -2, "__pairs");
     for (int i = 0; i < (int)(sizeof upvalue_strings / sizeof *upvalue_strings); i++)
         lua_pushstring(L, upvalue_strings[i]);
     /* stack: core, headers_mt, sock_mt, lazy_head mt, strings... */

@@ -37,10 +37,7 @@ enum {
     U_REASON,
     U_REFERER,
     U_USER_AGENT,
-    U_META_INDEX,
-    U_META_NEWINDEX,
-    U_META_PAIRS,
-    U_COUNT = U_META_PAIRS
+    U_COUNT = U_USER_AGENT
 };
 #define UV(k) lua_upvalueindex(k)
 #define UV_HEADERS_MT UV(U_HEADERS_MT)

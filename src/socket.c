@@ -432,17 +432,14 @@ static int sock_close(lua_State *L)
 
 /* ---- receiving ---- */
 
-/* ctx: the socket, checked by sock_recv (the hottest call: no stack look-up) */
+/* ctx: the byte count, checked by sock_recv (the hottest call: no argument look-ups) */
 static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
 {
-    gl_sock *s = (gl_sock *)ctx;
+    gl_sock *s = lua_touserdata(L, 1); /* checked by the entry function */
     int r = gl_sock_after_wait(L, s, status);
     if (r < 0)
         return -r;
-    lua_Integer want = luaL_optinteger(L, 2, GL_SOCK_SCRATCH);
-    if (want <= 0)
-        return luaL_argerror(L, 2, "positive byte count expected");
-    size_t n = (size_t)want < GL_SOCK_SCRATCH ? (size_t)want : GL_SOCK_SCRATCH;
+    size_t n = (size_t)ctx;
     if (s->rlen) { /* bytes read ahead by read() come first */
         if (n > s->rlen)
             n = s->rlen;
@@ -467,9 +464,13 @@ static int sock_recv_k(lua_State *L, int status, lua_KContext ctx)
 
 static int sock_recv(lua_State *L)
 {
-    gl_sock *s = gl_sock_check_open(L, 1);
-    lua_settop(L, 2);
-    return sock_recv_k(L, LUA_OK, (lua_KContext)s);
+    gl_sock_check_open(L, 1);
+    lua_Integer want = GL_SOCK_SCRATCH;
+    if (!lua_isnoneornil(L, 2)) {
+        want = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, want > 0, 2, "positive byte count expected");
+    }
+    return sock_recv_k(L, LUA_OK, want < GL_SOCK_SCRATCH ? (lua_KContext)want : GL_SOCK_SCRATCH);
 }
 
 ssize_t gl_sock_fill(gl_sock *s)
@@ -627,7 +628,7 @@ static int sock_sendall_k(lua_State *L, int status, lua_KContext ctx)
     if (r < 0)
         return -r;
     size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
+    const char *data = lua_tolstring(L, 2, &len); /* checked by the entry function */
     size_t off = (size_t)ctx;
     while (off < len) {
         ssize_t n = s->io->send(s, data + off, len - off);
@@ -646,7 +647,6 @@ static int sock_sendall(lua_State *L)
 {
     gl_sock_check_open(L, 1);
     luaL_checkstring(L, 2);
-    lua_settop(L, 2);
     return sock_sendall_k(L, LUA_OK, 0);
 }
 
