@@ -156,8 +156,10 @@ typedef struct lazy_field {
 /* The fields are 4 uint16_t each when the bytes fit (the usual case: it keeps a typical head
  * under 1 KB, where glibc's malloc stays on its fast path), else 4 uint32_t; then the bytes. */
 typedef struct lazy_head {
+    uint32_t magic; /* LAZY_MAGIC: lazy_index checks it, not the metatable, on every lookup */
     uint32_t n, wide;
 } lazy_head;
+#define LAZY_MAGIC 0x676c6c68u /* "gllh" */
 
 static size_t lazy_field_size(const lazy_head *u)
 {
@@ -256,17 +258,26 @@ void gl_http_headers_fill(lua_State *L, int idx)
  * scan of the fields costs less than growing it. */
 static int lazy_index(lua_State *L)
 {
-    if (lua_type(L, 2) != LUA_TSTRING || !lua_istable(L, 1))
+    if (lua_type(L, 2) != LUA_TSTRING || !lua_istable(L, 1) ||
+        lua_rawgetp(L, 1, &lazy_key) != LUA_TUSERDATA)
         return 0;
-    if (lua_rawgetp(L, 1, &lazy_key) != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
-        !lua_rawequal(L, -1, lua_upvalueindex(1)))
-        return 0; /* only gl makes a userdata with that metatable */
     const lazy_head *u = lua_touserdata(L, 3);
+    /* only gl makes a userdata of this size starting with the magic number */
+    if (lua_rawlen(L, 3) < sizeof *u || u->magic != LAZY_MAGIC ||
+        lua_rawlen(L, 3) < sizeof *u + u->n * lazy_field_size(u))
+        return 0;
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
+    const char *b = lazy_bytes(u);
     uint32_t i = 0;
-    while (i < u->n && !lazy_name_is(u, i, k, n))
-        i++;
+    if (!u->wide) { /* the usual case, scanned without lazy_get's branch per field */
+        const uint16_t *f = (const uint16_t *)(const void *)(u + 1);
+        while (i < u->n && !(f[4 * i + 1] == n && gl_http_ieq(b + f[4 * i], n, k, n)))
+            i++;
+    } else {
+        while (i < u->n && !lazy_name_is(u, i, k, n))
+            i++;
+    }
     if (i == u->n)
         return 0;
     lazy_push_value(L, u, i);
@@ -304,18 +315,24 @@ static void push_lazy_headers(lua_State *L, const gl_http_header *h, size_t n)
     const char *first = n ? h[0].name.p : NULL;
     size_t span = n ? (size_t)(h[n - 1].value.p + h[n - 1].value.len - first) : 0;
     lua_createtable(L, 0, 1);
-    lazy_head head = {(uint32_t)n, span > UINT16_MAX};
+    lazy_head head = {LAZY_MAGIC, (uint32_t)n, span > UINT16_MAX};
     lazy_head *u = lua_newuserdatauv(L, sizeof head + n * lazy_field_size(&head) + span, 0);
     *u = head;
-    void *fields = u + 1;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t f[4] = {(uint32_t)(h[i].name.p - first), (uint32_t)h[i].name.len,
-                         (uint32_t)(h[i].value.p - first), (uint32_t)h[i].value.len};
-        for (int k = 0; k < 4; k++) {
-            if (u->wide)
-                ((uint32_t *)fields)[4 * i + k] = f[k];
-            else
-                ((uint16_t *)fields)[4 * i + k] = (uint16_t)f[k];
+    if (head.wide) {
+        uint32_t *f = (uint32_t *)(void *)(u + 1);
+        for (size_t i = 0; i < n; i++, f += 4) {
+            f[0] = (uint32_t)(h[i].name.p - first);
+            f[1] = (uint32_t)h[i].name.len;
+            f[2] = (uint32_t)(h[i].value.p - first);
+            f[3] = (uint32_t)h[i].value.len;
+        }
+    } else { /* the usual case, per field a few stores */
+        uint16_t *f = (uint16_t *)(void *)(u + 1);
+        for (size_t i = 0; i < n; i++, f += 4) {
+            f[0] = (uint16_t)(h[i].name.p - first);
+            f[1] = (uint16_t)h[i].name.len;
+            f[2] = (uint16_t)(h[i].value.p - first);
+            f[3] = (uint16_t)h[i].value.len;
         }
     }
     if (span)
@@ -775,10 +792,8 @@ int gl_open_http(lua_State *L)
     lua_setfield(L, -2, "__newindex");
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "http_headers_mt");
-    luaL_getmetatable(L, GL_SOCK_MT);
     luaL_newmetatable(L, LAZY_HEAD_MT);
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, lazy_index, 1); /* the metatable, to check its argument cheaply */
+    lua_pushcfunction(L, lazy_index);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, lazy_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -786,7 +801,7 @@ int gl_open_http(lua_State *L)
     lua_setfield(L, -2, "__pairs");
     for (int i = 0; i < (int)(sizeof upvalue_strings / sizeof *upvalue_strings); i++)
         lua_pushstring(L, upvalue_strings[i]);
-    /* stack: core, headers_mt, sock_mt, lazy_head mt, strings... */
+    /* stack: core, headers_mt, lazy_head mt, strings... */
     luaL_setfuncs(L, funcs, U_COUNT);
     return 0;
 }

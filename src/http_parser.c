@@ -210,6 +210,7 @@ static int parse_crlf(const char *p, const char *end)
 static int parse_fields(const char **pp, const char *end, gl_http_header *h, size_t *n, size_t max)
 {
     const char *p = *pp;
+    size_t k = *n; /* a local count: the stores into h could alias *n */
     for (;;) {
         if (p == end)
             return GL_HTTP_MORE;
@@ -218,9 +219,10 @@ static int parse_fields(const char **pp, const char *end, gl_http_header *h, siz
             if (r <= 0)
                 return r;
             *pp = p + 2;
+            *n = k;
             return 1;
         }
-        if (*n == max)
+        if (k == max)
             return GL_HTTP_HEADERS_TOO_LARGE;
         const char *name = p;
         p = skip_name(p, end);
@@ -240,9 +242,9 @@ static int parse_fields(const char **pp, const char *end, gl_http_header *h, siz
         const char *v_end = p;
         while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
             v_end--;
-        h[*n].name = (gl_http_slice){name, (size_t)(name_end - name)};
-        h[*n].value = (gl_http_slice){v, (size_t)(v_end - v)};
-        ++*n;
+        h[k].name = (gl_http_slice){name, (size_t)(name_end - name)};
+        h[k].value = (gl_http_slice){v, (size_t)(v_end - v)};
+        k++;
         p += 2;
     }
 }
