@@ -88,6 +88,14 @@ describe("gl.http.server", function()
         local srv, port = U.serve(function(req)
             if req.path == "/badlist" then return 200, {}, { "a", {}, "c" } end
             if req.path == "/badname" then return 200, { ["Bad Name"] = "x" }, "body" end
+            local bad = { -- each is caught before a byte of it is sent
+                ["/status"] = { 42 }, ["/status-text"] = { "abc" }, ["/status-table"] = { {} },
+                ["/crlf"] = { 200, { ["X-A"] = "a\r\nX-Injected: 1" } },
+                ["/value-type"] = { 200, { ["X-A"] = print } },
+                ["/headers-type"] = { 200, "Content-Type: text/plain" },
+                ["/body-type"] = { 200, {}, true }, ["/reason"] = { "200 O\nK" },
+            }
+            if bad[req.path] then return table.unpack(bad[req.path], 1, 3) end
             if req.path == "/204" then
                 return 204, {}, function() error("a 204 body must not be read") end
             end
@@ -98,6 +106,12 @@ describe("gl.http.server", function()
         end
         local badlist, badname, nocontent, head, fine = get("/badlist"), get("/badname"), get("/204"),
             get("/", "HEAD"), get("/")
+        for _, path in ipairs({ "/status", "/status-text", "/status-table", "/crlf", "/value-type",
+                                "/headers-type", "/body-type", "/reason" }) do
+            local out = get(path)
+            assert.matches("^HTTP/1.1 500 Internal Server Error\r\n", out, nil, path)
+            assert.not_matches("Injected", out)
+        end
         srv:stop(1)
         assert.matches("^HTTP/1.1 500 ", badlist)
         assert.matches("^HTTP/1.1 500 ", badname)

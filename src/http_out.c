@@ -199,31 +199,40 @@ static int ieq(const char *a, size_t alen, const char *lit, size_t llen)
 
 #define IEQ_LIT(p, n, lit) ieq(p, n, lit, sizeof(lit) - 1)
 
-static void check_field(lua_State *L, const char *p, size_t n, const char *what)
+/* The checks of the app's answer push a message and return -1 instead of raising: the
+ * server then answers 500 without a pcall around every response (about 400 instructions). */
+static int check_field(lua_State *L, const char *p, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
-            luaL_error(L, "gl.http: invalid character in a response header %s", what);
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') {
+            lua_pushfstring(L, "gl.http: invalid character in a response header %s", what);
+            return -1;
+        }
+    return 0;
 }
 
 /* A field name is a token: a space or colon in it would make another field or a malformed
  * head. */
-static void check_name(lua_State *L, const char *p, size_t n)
+static int check_name(lua_State *L, const char *p, size_t n)
 {
-    if (!gl_http_is_token(p, n)) {
-        lua_pushlstring(L, p, n);
-        luaL_error(L, "gl.http: response header name \"%s\" is not a token", lua_tostring(L, -1));
-    }
+    if (gl_http_is_token(p, n))
+        return 0;
+    lua_pushlstring(L, p, n);
+    lua_pushfstring(L, "gl.http: response header name \"%s\" is not a token", lua_tostring(L, -1));
+    return -1;
 }
 
-static void out_header(lua_State *L, const char *k, size_t klen, int vidx)
+static int out_header(lua_State *L, const char *k, size_t klen, int vidx)
 {
     size_t vlen;
     const char *v = lua_tolstring(L, vidx, &vlen);
-    if (!v)
-        luaL_error(L, "gl.http: header %s: string or number expected, got %s", k,
-                   luaL_typename(L, vidx));
-    check_field(L, v, vlen, "value");
+    if (!v) {
+        lua_pushfstring(L, "gl.http: header %s: string or number expected, got %s", k,
+                        luaL_typename(L, vidx));
+        return -1;
+    }
+    if (check_field(L, v, vlen, "value") != 0)
+        return -1;
     if (out_reserve(klen + vlen + 4) != 0)
         luaL_error(L, "gl.http: out of memory");
     memcpy(obuf + olen, k, klen);
@@ -234,43 +243,54 @@ static void out_header(lua_State *L, const char *k, size_t klen, int vidx)
     olen += vlen;
     obuf[olen++] = '\r';
     obuf[olen++] = '\n';
+    return 0;
 }
 
 /* Replaces the list of strings at idx with their concatenation (table.concat's rules). */
-static void concat_list(lua_State *L, int idx)
+static int concat_list(lua_State *L, int idx)
 {
     luaL_Buffer b;
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     luaL_buffinit(L, &b);
     for (lua_Integer i = 1; i <= n; i++) {
         int t = lua_rawgeti(L, idx, i);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            luaL_error(L, "gl.http: a list body holds strings, not %s (at %d)", lua_typename(L, t),
-                       (int)i);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+            lua_pushfstring(L, "gl.http: a list body holds strings, not %s (at %d)",
+                            lua_typename(L, t), (int)i);
+            return -1; /* the buffer's box stays below it on the stack, unused */
+        }
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
     lua_replace(L, idx);
+    return 0;
 }
 
 /* What the app's headers said. */
 enum { H_LENGTH = 1, H_TE = 2, H_CONNECTION = 4, H_DATE = 8, H_CLOSE = 16 };
 
-/* Appends the app's headers (table at idx) to the output; returns H_* bits. */
+/* Appends the app's headers (table at idx) to the output; returns H_* bits, or -1 with a
+ * message pushed. */
 static int out_headers(lua_State *L, int idx)
 {
     int seen = 0;
     if (lua_isnoneornil(L, idx))
         return 0;
-    luaL_checktype(L, idx, LUA_TTABLE);
+    if (!lua_istable(L, idx)) {
+        lua_pushfstring(L, "gl.http: headers must be a table, not %s", luaL_typename(L, idx));
+        return -1;
+    }
     gl_http_headers_fill(L, idx); /* an app may answer with (a copy of) req.headers */
     lua_pushnil(L);
     while (lua_next(L, idx)) { /* stack: key, value */
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "gl.http: header names must be strings");
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pushliteral(L, "gl.http: header names must be strings");
+            return -1;
+        }
         size_t klen;
         const char *k = lua_tolstring(L, -2, &klen);
-        check_name(L, k, klen);
+        if (check_name(L, k, klen) != 0)
+            return -1;
         switch (klen) {
         case 4:
             if (IEQ_LIT(k, klen, "date"))
@@ -297,11 +317,13 @@ static int out_headers(lua_State *L, int idx)
             lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_rawgeti(L, -1, i);
-                out_header(L, k, klen, lua_gettop(L));
+                if (out_header(L, k, klen, lua_gettop(L)) != 0)
+                    return -1;
                 lua_pop(L, 1);
             }
-        } else if (lua_type(L, -1) != LUA_TBOOLEAN || lua_toboolean(L, -1)) {
-            out_header(L, k, klen, lua_gettop(L));
+        } else if ((lua_type(L, -1) != LUA_TBOOLEAN || lua_toboolean(L, -1)) &&
+                   out_header(L, k, klen, lua_gettop(L)) != 0) {
+            return -1;
         }
         lua_pop(L, 1);
     }
@@ -326,8 +348,18 @@ static ssize_t send_now(gl_sock *s, const char *p, size_t n)
     return (ssize_t)off;
 }
 
+/* [-0, +3] nil, the message on top, true: what respond returns for an answer it cannot send */
+static int bad_answer(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushboolean(L, 1);
+    return 3;
+}
+
 /* core.http_respond(sock, flags, status, headers, body) -> keep, rest1, rest2, chunked,
- * nbytes | nil, err. Formats the status line, the app's headers, Date, Content-Length or
+ * nbytes | nil, err (the socket failed) | nil, msg, true (the app's status, headers or body
+ * cannot be sent; nothing was). Formats the status line, the app's headers, Date, Content-Length or
  * Transfer-Encoding and Connection as needed, and (unless HEAD or a stream) the body, and
  * sends it at once: one write when it fits ONE_WRITE_MAX. What the socket would not take
  * now comes back as rest1 (and rest2) for sock:sendall. body: nil, a string, a list of
@@ -350,27 +382,38 @@ int gl_http_respond(lua_State *L)
         while (*reason == ' ')
             reason++;
         rlen -= (size_t)(reason - st);
-        check_field(L, reason, rlen, "reason");
+        if (check_field(L, reason, rlen, "reason") != 0)
+            return bad_answer(L);
     } else {
-        status = (int)luaL_checkinteger(L, 3);
+        int isint;
+        lua_Integer n = lua_tointegerx(L, 3, &isint);
+        status = isint && n >= 0 && n < 1000 ? (int)n : -1;
     }
-    if (status < 100 || status > 999)
-        return luaL_error(L, "gl.http: bad status %d", status);
+    if (status < 100 || status > 999) {
+        if (lua_type(L, 3) == LUA_TNUMBER || lua_type(L, 3) == LUA_TSTRING)
+            lua_pushfstring(L, "gl.http: bad status %s", lua_tostring(L, 3));
+        else
+            lua_pushfstring(L, "gl.http: bad status (a %s)", luaL_typename(L, 3));
+        return bad_answer(L);
+    }
     if (!reason || !rlen) {
         reason = reason_of(status);
         rlen = strlen(reason);
     }
     int btype = lua_type(L, 5);
     if (btype == LUA_TTABLE) {
-        concat_list(L, 5);
+        if (concat_list(L, 5) != 0)
+            return bad_answer(L);
         btype = LUA_TSTRING;
     }
     size_t blen = 0;
     const char *body = NULL;
     if (btype == LUA_TSTRING || btype == LUA_TNUMBER)
         body = lua_tolstring(L, 5, &blen);
-    else if (btype != LUA_TNIL && btype != LUA_TNONE && btype != LUA_TFUNCTION)
-        return luaL_error(L, "gl.http: body must be a string, a list or a function");
+    else if (btype != LUA_TNIL && btype != LUA_TNONE && btype != LUA_TFUNCTION) {
+        lua_pushliteral(L, "gl.http: body must be a string, a list or a function");
+        return bad_answer(L);
+    }
 
     int v10 = flags & F_V10;
     olen = 0;
@@ -386,6 +429,8 @@ int gl_http_respond(lua_State *L)
     out_put(L, reason, rlen);
     OUT_LIT(L, "\r\n");
     int seen = out_headers(L, 4);
+    if (seen < 0)
+        return bad_answer(L);
     if (!(seen & H_DATE)) {
         date_update();
         out_put(L, date_buf, date_len);

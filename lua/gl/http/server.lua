@@ -249,13 +249,12 @@ local function handle(srv, conn, host, port, state)
             end
         end
         if srv.stopping then f = f & ~F_KEEP end
-        local sent, keep, rest1, rest2, chunked, nbytes = pcall(respond, conn, f, status, headers, body)
-        if not sent then -- the app's status or headers could not be sent
-            report("gl.http: bad response from the app: " .. tostring(keep))
+        -- respond checks the app's answer before it sends a byte: nil, why, true when it cannot
+        local keep, rest1, rest2, chunked, nbytes = respond(conn, f, status, headers, body)
+        if keep == nil and rest2 == true then
+            report("gl.http: bad response from the app: " .. tostring(rest1))
             status, body = 500, reasons[500]
-            sent, keep, rest1, rest2, chunked, nbytes =
-                pcall(respond, conn, f & ~F_KEEP, 500, plain_headers, body)
-            if not sent then return end
+            keep, rest1, rest2, chunked, nbytes = respond(conn, f & ~F_KEEP, 500, plain_headers, body)
         end
         if keep == nil then return end -- the client went away
         if rest1 and not conn:sendall(rest1) then return end
