@@ -146,7 +146,7 @@ static int headers_newindex(lua_State *L)
  * was the largest user-space cost of a realistic request (about 1 us), and most apps read two
  * or three of them; a metatable per request (holding the bytes as its __index) cost another
  * 1,000 instructions. */
-#define LAZY_HEAD_MT "gl.http.lazyhead" /* of a lazy_head and of the tables holding one */
+#define LAZY_HEAD_MT "gl.http.lazyhead" /* of the tables holding a lazy_head */
 static const char lazy_key;             /* its address: the key of a headers table's lazy_head */
 
 typedef struct lazy_field {
@@ -156,7 +156,7 @@ typedef struct lazy_field {
 /* The fields are 4 uint16_t each when the bytes fit (the usual case: it keeps a typical head
  * under 1 KB, where glibc's malloc stays on its fast path), else 4 uint32_t; then the bytes. */
 typedef struct lazy_head {
-    uint32_t magic; /* LAZY_MAGIC: lazy_index checks it, not the metatable, on every lookup */
+    uint32_t magic; /* LAZY_MAGIC: checked on every lookup (cheaper than a metatable) */
     uint32_t n, wide;
 } lazy_head;
 #define LAZY_MAGIC 0x676c6c68u /* "gllh" */
@@ -212,16 +212,17 @@ static void lazy_push_value(lua_State *L, const lazy_head *u, uint32_t i)
     luaL_pushresult(&buf);
 }
 
-/* [-0, +0] The lazy_head of the headers table at idx, or NULL (no userdata kept on the stack:
- * the table holds it) */
-static lazy_head *lazy_of(lua_State *L, int idx)
+/* [-0, +1] Pushes the private entry of the headers table at idx and returns it as a
+ * lazy_head, or NULL when it is not one. Only gl makes a userdata that starts with the magic
+ * number and is long enough for its fields. */
+static const lazy_head *push_lazy(lua_State *L, int idx)
 {
-    if (lua_rawgetp(L, idx, &lazy_key) != LUA_TUSERDATA) {
-        lua_pop(L, 1);
+    if (lua_rawgetp(L, idx, &lazy_key) != LUA_TUSERDATA)
         return NULL;
-    }
-    lazy_head *u = luaL_testudata(L, -1, LAZY_HEAD_MT);
-    lua_pop(L, 1);
+    const lazy_head *u = lua_touserdata(L, -1);
+    size_t len = lua_rawlen(L, -1);
+    if (len < sizeof *u || u->magic != LAZY_MAGIC || len < sizeof *u + u->n * lazy_field_size(u))
+        return NULL;
     return u;
 }
 
@@ -231,10 +232,11 @@ void gl_http_headers_fill(lua_State *L, int idx)
     if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
         return; /* the common case, cheaply */
     lua_pop(L, 1);
-    lazy_head *u = lazy_of(L, idx);
-    if (!u)
+    const lazy_head *u = push_lazy(L, idx); /* on the stack: alive while the entry goes */
+    if (!u) {
+        lua_pop(L, 1);
         return;
-    lua_rawgetp(L, idx, &lazy_key); /* keeps u alive while the entry is replaced */
+    }
     lua_pushnil(L);
     lua_rawsetp(L, idx, &lazy_key);
     const char *b = lazy_bytes(u);
@@ -258,13 +260,10 @@ void gl_http_headers_fill(lua_State *L, int idx)
  * scan of the fields costs less than growing it. */
 static int lazy_index(lua_State *L)
 {
-    if (lua_type(L, 2) != LUA_TSTRING || !lua_istable(L, 1) ||
-        lua_rawgetp(L, 1, &lazy_key) != LUA_TUSERDATA)
+    if (lua_type(L, 2) != LUA_TSTRING || !lua_istable(L, 1))
         return 0;
-    const lazy_head *u = lua_touserdata(L, 3);
-    /* only gl makes a userdata of this size starting with the magic number */
-    if (lua_rawlen(L, 3) < sizeof *u || u->magic != LAZY_MAGIC ||
-        lua_rawlen(L, 3) < sizeof *u + u->n * lazy_field_size(u))
+    const lazy_head *u = push_lazy(L, 1);
+    if (!u)
         return 0;
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
@@ -337,8 +336,6 @@ static void push_lazy_headers(lua_State *L, const gl_http_header *h, size_t n)
     }
     if (span)
         memcpy((char *)lazy_bytes(u), first, span);
-    lua_pushvalue(L, UV(U_LAZY_MT));
-    lua_setmetatable(L, -2);
     lua_rawsetp(L, -2, &lazy_key);
     lua_pushvalue(L, UV(U_LAZY_MT));
     lua_setmetatable(L, -2);

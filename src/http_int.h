@@ -19,7 +19,7 @@
  * tables with lua_rawset and never looks a C string up. */
 enum {
     U_HEADERS_MT = 1,
-    U_LAZY_MT, /* of a request's header bytes (http.c) */
+    U_LAZY_MT, /* of a request's headers table before it fills in (http.c) */
     U_METHOD,
     U_TARGET,
     U_PATH,

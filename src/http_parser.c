@@ -157,7 +157,7 @@ bool gl_http_ieq(const char *p, size_t len, const char *want, size_t wlen)
 
 bool gl_http_is_token(const char *p, size_t len)
 {
-    return len > 0 && skip(p, p + len, C_TOKEN) == p + len;
+    return len > 0 && skip_name(p, p + len) == p + len;
 }
 
 bool gl_http_name_eq(gl_http_slice name, const char *want)

@@ -254,7 +254,8 @@ local function handle(srv, conn, host, port, state)
         if keep == nil and rest2 == true then
             report("gl.http: bad response from the app: " .. tostring(rest1))
             status, body = 500, reasons[500]
-            keep, rest1, rest2, chunked, nbytes = respond(conn, f & ~F_KEEP, 500, plain_headers, body)
+            keep, rest1, rest2, chunked, nbytes =
+                respond(conn, f & ~F_KEEP, 500, plain_headers, body)
         end
         if keep == nil then return end -- the client went away
         if rest1 and not conn:sendall(rest1) then return end
