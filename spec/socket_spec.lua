@@ -143,6 +143,54 @@ describe("gl sockets", function()
         c:close(); s:close()
     end))
 
+    -- a wait that data ends early leaves its timer pending for the next one (socket.c,
+    -- gl_sched_arm_deadline): each later wait must still end at its own timeout
+    it("ends each wait at its own timeout, longer or shorter than the one before", green(function()
+        local c, s = pair()
+        local stage = 0
+        local function timed_recv(sec, at)
+            c:settimeout(sec)
+            stage = at
+            local t0 = gl.clock()
+            local data, err = c:recv(10)
+            return { data = data, err = err, took = gl.clock() - t0 }
+        end
+        local released = gl.Event()
+        local reader = gl.spawn(function()
+            local r = {}
+            r[1] = timed_recv(5, 1)    -- data: its 5 s timer stays pending
+            r[2] = timed_recv(0.1, 2)  -- nothing: a shorter timeout than that timer
+            r[3] = timed_recv(0.05, 3) -- data: a 50 ms timer stays pending
+            r[4] = timed_recv(0.4, 4)  -- nothing: that timer fires first and must not end it
+            r[5] = timed_recv(0.05, 5) -- data
+            local t0 = gl.clock()
+            gl.sleep(0.2)
+            r.slept = gl.clock() - t0
+            stage = 6
+            r.released = released:wait()
+            return r
+        end)
+        for _, at in ipairs({ 1, 3, 5 }) do
+            assert.is_true(helper.wait_until(function() return stage == at end, 3))
+            s:sendall("data" .. at)
+        end
+        assert.is_true(helper.wait_until(function() return stage == 6 end, 3))
+        gl.sleep(0.1) -- past the last recv's 50 ms timer: the Event wait must outlast it
+        assert.is_false(reader:dead())
+        released:send("go")
+        local r = reader:wait()
+        assert.equal("data1", r[1].data)
+        assert.equal("data3", r[3].data)
+        assert.equal("data5", r[5].data)
+        assert.same({ nil, "timeout" }, { r[2].data, r[2].err })
+        assert.is_true(r[2].took >= 0.09 and r[2].took < 2, "took " .. r[2].took)
+        assert.same({ nil, "timeout" }, { r[4].data, r[4].err })
+        assert.is_true(r[4].took >= 0.39 and r[4].took < 2, "took " .. r[4].took)
+        assert.is_true(r.slept >= 0.19, "slept " .. r.slept)
+        assert.equal("go", r.released)
+        c:close(); s:close()
+    end))
+
     it("lets gl.Timeout raise through a blocked recv and keeps the socket usable", green(function()
         local c, s = pair()
         local ok, e = pcall(gl.with_timeout, 0.05, c.recv, c, 10)

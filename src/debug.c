@@ -68,7 +68,7 @@ static int each_event(const struct event_base *base, const struct event *ev, voi
         lua_geti(L, c->threads, i);
         gl_thread *t = lua_touserdata(L, -1);
         lua_pop(L, 1);
-        if (t && t->ev == ev && t->state == GL_T_PARKED) {
+        if (t && t->ev == ev && !t->ev_stale && t->state == GL_T_PARKED) {
             lua_pushinteger(L, t->id);
             lua_setfield(L, -2, "thread");
         }

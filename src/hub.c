@@ -47,7 +47,7 @@ static struct event_base *make_base(void)
     return base;
 }
 
-static double monotonic_sec(void)
+double gl_hub_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -98,10 +98,10 @@ static void runq_cb(evutil_socket_t fd, short what, void *arg)
      * sleep(0) loops would spend most of their time there. After that, libevent polls fds
      * and fires due timers (a Timeout that expired during busy work must reach the thread at
      * its next sleep(0), as in Eventlet) before the next pass. */
-    double until = monotonic_sec() + POLL_EVERY_SEC;
+    double until = gl_hub_now() + POLL_EVERY_SEC;
     do
         runq_pass(h);
-    while (h->rq_len && !h->stop && monotonic_sec() < until);
+    while (h->rq_len && !h->stop && gl_hub_now() < until);
     h->in_runq = 0;
     /* threads still queued run on the next pass, after libevent has polled: as a zero timer,
      * not an active event, which libevent would run again in this same sweep, starving every

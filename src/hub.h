@@ -49,7 +49,11 @@ struct gl_hub {
      * is off glibc's fast path */
     void *spare_rbufs[8];
     int n_spare_rbufs;
+    int n_stale; /* threads whose deadline timer is still pending after its wait ended */
 };
+
+/* CLOCK_MONOTONIC in seconds. */
+double gl_hub_now(void);
 
 /* Returns the hub of L's Lua state, or raises when gl is not loaded. */
 gl_hub *gl_hub_get(lua_State *L);

@@ -163,10 +163,48 @@ void gl_sched_check_pending(lua_State *L, gl_thread *t)
     }
 }
 
+/* ---- deadline timers ----
+ * A socket wait with a timeout arms a deadline. When the wait ends early (the usual case:
+ * data came), its timer is left pending ("stale") rather than deleted, and the next
+ * deadline wait only moves t->deadline when the pending timer fires no later than it. A
+ * keep-alive connection so costs no event_add/event_del per request; a timer that fires
+ * before its deadline arms itself again for the rest. */
+
+static void unstale(gl_thread *t)
+{
+    if (t->ev_stale) {
+        t->ev_stale = 0;
+        t->hub->n_stale--;
+        event_del(t->ev);
+    }
+}
+
+static int add_timer(gl_thread *t, double sec)
+{
+    /* libevent measures from the time cached at the start of this loop pass, and a
+     * green thread may have run long since: without this, timers fire early */
+    event_base_update_cache_time(t->hub->base);
+    struct timeval tv = gl_timeval(sec);
+    return event_add(t->ev, &tv);
+}
+
 static void thread_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     gl_thread *t = arg;
+    if (t->ev_stale) { /* no wait holds it any more */
+        t->ev_stale = 0;
+        t->hub->n_stale--;
+        return;
+    }
+    if (t->ev_deadline && t->ev_armed) {
+        double left = t->deadline - gl_hub_now();
+        if (left > 0) { /* moved on by a later wait */
+            t->timer_at = t->deadline;
+            if (add_timer(t, left) == 0)
+                return;
+        }
+    }
     t->ev_armed = 0;
     if (t->state == GL_T_READY && !t->started) { /* spawn_after's delay is over */
         gl_sched_uncount(t);
@@ -178,26 +216,53 @@ static void thread_ev_cb(evutil_socket_t fd, short what, void *arg)
 
 int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
 {
-    struct event_base *base = t->hub->base;
     t->timer_ok = 0;
+    t->ev_deadline = 0;
     if (!t->ev)
-        t->ev = event_new(base, fd, what, thread_ev_cb, t);
-    else if (event_get_fd(t->ev) != fd || event_get_events(t->ev) != what) /* else: as it is */
-        event_assign(t->ev, base, fd, what, thread_ev_cb, t);
-    if (!t->ev)
-        return -1;
-    struct timeval tv, *tvp = NULL;
-    if (sec >= 0) {
-        /* libevent measures from the time cached at the start of this loop pass, and a
-         * green thread may have run long since: without this, timers fire early */
-        event_base_update_cache_time(base);
-        tv = gl_timeval(sec);
-        tvp = &tv;
+        t->ev = event_new(t->hub->base, fd, what, thread_ev_cb, t);
+    else {
+        unstale(t); /* a pending event cannot be assigned */
+        if (event_get_fd(t->ev) != fd || event_get_events(t->ev) != what) /* else: as it is */
+            event_assign(t->ev, t->hub->base, fd, what, thread_ev_cb, t);
     }
-    if (event_add(t->ev, tvp) != 0)
+    if (!t->ev || (sec >= 0 ? add_timer(t, sec) : event_add(t->ev, NULL)) != 0)
         return -1;
     t->ev_armed = 1;
     return 0;
+}
+
+int gl_sched_arm_deadline(gl_thread *t, double sec)
+{
+    double deadline = gl_hub_now() + (sec < 1e9 ? sec : 1e9);
+    if (t->ev_stale && t->ev_deadline && t->timer_at <= deadline) {
+        t->ev_stale = 0;
+        t->hub->n_stale--;
+        t->timer_ok = 0;
+    } else {
+        if (gl_sched_arm(t, -1, 0, sec) != 0)
+            return -1;
+        t->ev_deadline = 1;
+        t->timer_at = deadline;
+    }
+    t->deadline = deadline;
+    t->ev_armed = 1;
+    return 0;
+}
+
+void gl_sched_drop_stale(gl_hub *h)
+{
+    if (!h->n_stale)
+        return;
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+    for (int i = 1; i <= h->max_slot && h->n_stale; i++) {
+        lua_rawgeti(L, -1, i);
+        gl_thread *t = luaL_testudata(L, -1, GL_THREAD_MT);
+        lua_pop(L, 1);
+        if (t)
+            unstale(t);
+    }
+    lua_pop(L, 1);
 }
 
 /* Cancels whatever t waits on. */
@@ -214,7 +279,12 @@ static void unpark(gl_thread *t)
     gl_sched_uncount(t);
     gl_waitq_remove(t);
     if (t->ev_armed) {
-        event_del(t->ev);
+        if (t->ev_deadline) { /* left pending for the next deadline wait */
+            t->ev_stale = 1;
+            t->hub->n_stale++;
+        } else {
+            event_del(t->ev);
+        }
         t->ev_armed = 0;
     }
     if (t->unwait) {
@@ -448,6 +518,10 @@ void gl_sched_resume(gl_thread *t)
             lua_pop(co, nres);
             t->state = GL_T_READY;
             gl_hub_enqueue(h, t);
+        } else if (h->quiesce && gl_hub_idle(h)) {
+            /* it parked on a wait no event ends (a queue, an Event): a host's loop must
+             * not keep running for gl's persistent socket events and stale timers */
+            h->quiesce(h);
         }
         return;
     }
@@ -523,6 +597,8 @@ static void run_links(lua_State *L, gl_thread *t)
 
 void gl_sched_finish(lua_State *L, gl_thread *t)
 {
+    if (t->ev)
+        unstale(t);
     if (!t->finished) {
         t->finished = 1;
         void *to = gl_sched_take_pending_timeout(L, t, NULL);

@@ -26,7 +26,8 @@ struct gl_thread {
     void (*unwait)(gl_thread *t); /* cancels a wait armed elsewhere (a socket's event) */
     void *wait_data;              /* for unwait; a waitq park keeps the call's name here */
     lua_Integer id;
-    int slot; /* anchor slot while alive */
+    double deadline, timer_at; /* a deadline wait's end, and when its timer fires (gl_hub_now) */
+    int slot;                  /* anchor slot while alive */
     /* bit fields: a parked thread's memory is what 100,000 idle waiters cost. Rarely used
      * state (links, joiners, a deferred kill or Timeout) lives in sched.c's extras table. */
     unsigned state : 2, wake_kind : 2, nwake : 1, started : 1, hub_yield : 1, failed : 1;
@@ -36,6 +37,8 @@ struct gl_thread {
     unsigned timer_ok : 1;    /* the armed event is a plain delay: expiry is success */
     unsigned yielded : 1;     /* queued by sleep(0): runs after the hub has polled */
     unsigned has_trace : 1;   /* the registry holds the traceback of its error, by t */
+    unsigned ev_deadline : 1; /* the armed timer is a deadline (gl_sched_arm_deadline) */
+    unsigned ev_stale : 1;    /* that timer is still pending, though its wait has ended */
 };
 
 #define GL_THREAD_MT "gl.GreenThread"
@@ -87,6 +90,11 @@ void gl_sched_wake_now(gl_thread *t, int kind);
 int gl_sched_park(lua_State *L, gl_thread *t, lua_KFunction k, lua_KContext ctx);
 /* Arms t's own event for fd/what (fd < 0: a timer) with timeout sec (< 0: none). */
 int gl_sched_arm(gl_thread *t, int fd, short what, double sec);
+/* Arms t's timer to end the coming wait after sec >= 0, as a deadline: a timer left pending
+ * by an earlier wait is reused when it fires no later (see sched.c). */
+int gl_sched_arm_deadline(gl_thread *t, double sec);
+/* Deletes the deadline timers that no wait holds any more (the hub is going idle). */
+void gl_sched_drop_stale(gl_hub *h);
 /* Raises a deferred kill or a pending Timeout of the running thread t (one that came
  * while it was READY with a value handed to it), if any. */
 void gl_sched_check_pending(lua_State *L, gl_thread *t);

@@ -283,6 +283,7 @@ static void quiesce(gl_hub *h)
         drop_events(s);
         s = next;
     }
+    gl_sched_drop_stale(h); /* socket timeouts' timers (gl_sched_arm_deadline) */
 }
 
 int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunction k,
@@ -323,7 +324,7 @@ int gl_sock_wait_role(lua_State *L, gl_sock *s, int writing, int want, lua_KFunc
         *added = 1;
         link_sock(h, s);
         h->quiesce = quiesce;
-        if (s->timeout >= 0 && gl_sched_arm(t, -1, 0, s->timeout) != 0)
+        if (s->timeout >= 0 && gl_sched_arm_deadline(t, s->timeout) != 0)
             return luaL_error(L, "gl.socket: cannot arm the timeout");
     } else if (same) { /* poll and select: one-shot events, added per wait */
         struct event **evp = writing ? &s->wev : &s->rev;

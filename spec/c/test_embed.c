@@ -244,6 +244,38 @@ static void test_host_base(void)
     event_base_free(base);
 }
 
+/* A socket wait with a long timeout that data ended early leaves its timer for the next
+ * wait to reuse; once gl goes idle that timer must not hold the host's loop for 30 s. */
+static void test_host_base_socket_timeout(void)
+{
+    struct event_base *base = event_base_new();
+    CHECK(base != NULL);
+    gl_State *G = gl_open(base);
+    CHECK(G != NULL);
+    CHECK(gl_dostring(G, "local srv = assert(gl.listen('127.0.0.1', 0))\n"
+                         "local _, port = srv:getsockname()\n"
+                         "local accepted = gl.spawn(function() return srv:accept() end)\n"
+                         "client = assert(gl.connect('127.0.0.1', port))\n"
+                         "server_end = accepted:wait()\n"
+                         "srv:close()\n"
+                         "parked = gl.Event()\n"
+                         "gl.spawn(function()\n"
+                         "  server_end:settimeout(30)\n"
+                         "  got = server_end:recv(10)\n"
+                         "  parked:wait()\n" /* alive, on a wait that ends by no timer */
+                         "end)\n"
+                         "gl.spawn(function() gl.sleep(0.01); client:sendall('ping') end)\n") == 0);
+    double t0 = now();
+    CHECK(event_base_dispatch(base) == 1);
+    double el = now() - t0;
+    CHECK(el < 5.0);
+    char buf[16];
+    CHECK(strcmp(global_str(G, "got", buf, sizeof buf), "ping") == 0);
+    CHECK(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE) == 0);
+    gl_close(G);
+    event_base_free(base);
+}
+
 int main(void)
 {
     test_open_close();
@@ -252,6 +284,7 @@ int main(void)
     test_step();
     test_wait_timer();
     test_host_base();
+    test_host_base_socket_timeout();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
