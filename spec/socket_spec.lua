@@ -275,6 +275,25 @@ describe("gl sockets", function()
         assert.is_string(err2)
     end, 15))
 
+    it("raises for a port outside 0-65535 instead of wrapping it", green(function()
+        -- the kernel takes a port modulo 65536: 65536 + 80 would have bound port 80
+        local srv, port = listener()
+        local tcp, udp = gl.socket.tcp(), gl.socket.udp()
+        for _, call in ipairs({
+            function() return gl.listen("127.0.0.1", 65536 + port) end,
+            function() return gl.connect("127.0.0.1", 65536 + port) end,
+            function() return gl.connect("localhost", -1) end,
+            function() return tcp:connect("127.0.0.1", 65536 + port) end,
+            function() return udp:sendto("x", "127.0.0.1", 70000) end,
+            function() return gl.connect("127.0.0.1", 1.5) end,
+        }) do
+            local err = helper.raises(call)
+            assert.matches("port out of range", tostring(err))
+        end
+        local c = assert(gl.connect("127.0.0.1", tostring(port))) -- a numeric string still works
+        c:close(); tcp:close(); udp:close(); srv:close()
+    end))
+
     it("connects with a timeout option", green(function()
         local srv, port = listener()
         local c = assert(gl.connect("127.0.0.1", port, { timeout = 1 }))

@@ -22,6 +22,15 @@ static int family_of(lua_State *L, int idx)
     return values[luaL_checkoption(L, idx, "inet", names)];
 }
 
+/* The port argument at idx (dflt when absent and dflt >= 0): the kernel would take an
+ * out-of-range one modulo 65536 and bind or reach some other port without a word. */
+static int check_port(lua_State *L, int idx, lua_Integer dflt)
+{
+    lua_Integer port = dflt >= 0 ? luaL_optinteger(L, idx, dflt) : luaL_checkinteger(L, idx);
+    luaL_argcheck(L, port >= 0 && port <= 65535, idx, "port out of range");
+    return (int)port;
+}
+
 /* Fills ss from a numeric host (or a path for AF_UNIX); 0, or -1 with a message pushed. */
 static int to_sockaddr(lua_State *L, int family, const char *host, int port,
                        struct sockaddr_storage *ss, socklen_t *len)
@@ -106,7 +115,7 @@ static int sock_bind(lua_State *L)
 {
     gl_sock *s = gl_sock_check_open(L, 1);
     const char *host = luaL_checkstring(L, 2);
-    int port = (int)luaL_optinteger(L, 3, 0);
+    int port = check_port(L, 3, 0);
     struct sockaddr_storage ss;
     socklen_t len;
     if (to_sockaddr(L, s->family, host, port, &ss, &len) != 0)
@@ -184,7 +193,7 @@ static int sock_connect_k(lua_State *L, int status, lua_KContext ctx)
     }
     struct sockaddr_storage ss;
     socklen_t len;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), (int)luaL_optinteger(L, 3, 0), &ss,
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), check_port(L, 3, 0), &ss,
                     &len) != 0)
         return lua_error(L);
     if (connect(s->fd, (struct sockaddr *)&ss, len) == 0) {
@@ -250,7 +259,7 @@ static int sock_sendto_k(lua_State *L, int status, lua_KContext ctx)
     const char *data = luaL_checklstring(L, 2, &len);
     struct sockaddr_storage ss;
     socklen_t slen;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), (int)luaL_checkinteger(L, 4), &ss,
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), check_port(L, 4, -1), &ss,
                     &slen) != 0)
         return lua_error(L);
     for (;;) {
