@@ -193,8 +193,7 @@ static int sock_connect_k(lua_State *L, int status, lua_KContext ctx)
     }
     struct sockaddr_storage ss;
     socklen_t len;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), check_port(L, 3, 0), &ss,
-                    &len) != 0)
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), check_port(L, 3, 0), &ss, &len) != 0)
         return lua_error(L);
     if (connect(s->fd, (struct sockaddr *)&ss, len) == 0) {
         lua_pushboolean(L, 1);
@@ -259,8 +258,7 @@ static int sock_sendto_k(lua_State *L, int status, lua_KContext ctx)
     const char *data = luaL_checklstring(L, 2, &len);
     struct sockaddr_storage ss;
     socklen_t slen;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), check_port(L, 4, -1), &ss,
-                    &slen) != 0)
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), check_port(L, 4, -1), &ss, &slen) != 0)
         return lua_error(L);
     for (;;) {
         ssize_t n = sendto(s->fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&ss, slen);
