@@ -165,18 +165,25 @@ void gl_sched_check_pending(lua_State *L, gl_thread *t)
 
 /* ---- deadline timers ----
  * A socket wait with a timeout arms a deadline. When the wait ends early (the usual case:
- * data came), its timer is left pending ("stale") rather than deleted, and the next
- * deadline wait only moves t->deadline when the pending timer fires no later than it. A
- * keep-alive connection so costs no event_add/event_del per request; a timer that fires
- * before its deadline arms itself again for the rest. */
+ * data came), its timer is left pending ("stale") rather than deleted, and a next deadline
+ * no earlier than the last one only moves t->deadline: the pending timer fires at or before
+ * the last deadline, so never late. A keep-alive connection so costs no event_add/event_del
+ * per request; a timer that fires before its deadline arms itself again for the rest. */
+
+/* Forgets t's stale timer, if it has one; 1 when it had. */
+static int take_stale(gl_thread *t)
+{
+    if (!t->ev_stale)
+        return 0;
+    t->ev_stale = 0;
+    t->hub->n_stale--;
+    return 1;
+}
 
 static void unstale(gl_thread *t)
 {
-    if (t->ev_stale) {
-        t->ev_stale = 0;
-        t->hub->n_stale--;
+    if (take_stale(t))
         event_del(t->ev);
-    }
 }
 
 static int add_timer(gl_thread *t, double sec)
@@ -192,18 +199,12 @@ static void thread_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     gl_thread *t = arg;
-    if (t->ev_stale) { /* no wait holds it any more */
-        t->ev_stale = 0;
-        t->hub->n_stale--;
+    if (take_stale(t)) /* no wait holds it any more */
         return;
-    }
     if (t->ev_deadline && t->ev_armed) {
         double left = t->deadline - gl_hub_now();
-        if (left > 0) { /* moved on by a later wait */
-            t->timer_at = t->deadline;
-            if (add_timer(t, left) == 0)
-                return;
-        }
+        if (left > 0 && add_timer(t, left) == 0) /* moved on by a later wait */
+            return;
     }
     t->ev_armed = 0;
     if (t->state == GL_T_READY && !t->started) { /* spawn_after's delay is over */
@@ -234,15 +235,12 @@ int gl_sched_arm(gl_thread *t, int fd, short what, double sec)
 int gl_sched_arm_deadline(gl_thread *t, double sec)
 {
     double deadline = gl_hub_now() + (sec < 1e9 ? sec : 1e9);
-    if (t->ev_stale && t->ev_deadline && t->timer_at <= deadline) {
-        t->ev_stale = 0;
-        t->hub->n_stale--;
-        t->timer_ok = 0;
+    if (t->ev_stale && t->ev_deadline && t->deadline <= deadline) {
+        take_stale(t); /* its timer_ok is 0: gl_sched_arm cleared it with ev_deadline */
     } else {
         if (gl_sched_arm(t, -1, 0, sec) != 0)
             return -1;
         t->ev_deadline = 1;
-        t->timer_at = deadline;
     }
     t->deadline = deadline;
     t->ev_armed = 1;

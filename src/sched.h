@@ -26,8 +26,8 @@ struct gl_thread {
     void (*unwait)(gl_thread *t); /* cancels a wait armed elsewhere (a socket's event) */
     void *wait_data;              /* for unwait; a waitq park keeps the call's name here */
     lua_Integer id;
-    double deadline, timer_at; /* a deadline wait's end, and when its timer fires (gl_hub_now) */
-    int slot;                  /* anchor slot while alive */
+    double deadline; /* the end of its deadline wait, or of the last one (gl_hub_now) */
+    int slot;        /* anchor slot while alive */
     /* bit fields: a parked thread's memory is what 100,000 idle waiters cost. Rarely used
      * state (links, joiners, a deferred kill or Timeout) lives in sched.c's extras table. */
     unsigned state : 2, wake_kind : 2, nwake : 1, started : 1, hub_yield : 1, failed : 1;

@@ -22,12 +22,19 @@ static int family_of(lua_State *L, int idx)
     return values[luaL_checkoption(L, idx, "inet", names)];
 }
 
-/* The port argument at idx (dflt when absent and dflt >= 0): the kernel would take an
- * out-of-range one modulo 65536 and bind or reach some other port without a word. */
-static int check_port(lua_State *L, int idx, lua_Integer dflt)
+/* The port argument at idx (0 when absent and optional): the kernel would take an
+ * out-of-range one modulo 65536 and bind or reach some other port without a word. The
+ * message names no function: gl.listen, gl.connect and sendto reach here by internal ones. */
+static int check_port(lua_State *L, int idx, int optional)
 {
-    lua_Integer port = dflt >= 0 ? luaL_optinteger(L, idx, dflt) : luaL_checkinteger(L, idx);
-    luaL_argcheck(L, port >= 0 && port <= 65535, idx, "port out of range");
+    if (optional && lua_isnoneornil(L, idx))
+        return 0;
+    if (lua_type(L, idx) != LUA_TNUMBER && lua_type(L, idx) != LUA_TSTRING)
+        luaL_checkinteger(L, idx); /* raises the usual type error */
+    int is_int;
+    lua_Integer port = lua_tointegerx(L, idx, &is_int);
+    if (!is_int || port < 0 || port > 65535)
+        return luaL_error(L, "port out of range: %s", luaL_tolstring(L, idx, NULL));
     return (int)port;
 }
 
@@ -115,7 +122,7 @@ static int sock_bind(lua_State *L)
 {
     gl_sock *s = gl_sock_check_open(L, 1);
     const char *host = luaL_checkstring(L, 2);
-    int port = check_port(L, 3, 0);
+    int port = check_port(L, 3, 1);
     struct sockaddr_storage ss;
     socklen_t len;
     if (to_sockaddr(L, s->family, host, port, &ss, &len) != 0)
@@ -193,7 +200,7 @@ static int sock_connect_k(lua_State *L, int status, lua_KContext ctx)
     }
     struct sockaddr_storage ss;
     socklen_t len;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), check_port(L, 3, 0), &ss, &len) != 0)
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 2), check_port(L, 3, 1), &ss, &len) != 0)
         return lua_error(L);
     if (connect(s->fd, (struct sockaddr *)&ss, len) == 0) {
         lua_pushboolean(L, 1);
@@ -258,7 +265,7 @@ static int sock_sendto_k(lua_State *L, int status, lua_KContext ctx)
     const char *data = luaL_checklstring(L, 2, &len);
     struct sockaddr_storage ss;
     socklen_t slen;
-    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), check_port(L, 4, -1), &ss, &slen) != 0)
+    if (to_sockaddr(L, s->family, luaL_checkstring(L, 3), check_port(L, 4, 0), &ss, &slen) != 0)
         return lua_error(L);
     for (;;) {
         ssize_t n = sendto(s->fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&ss, slen);

@@ -15,16 +15,6 @@ local function is_ipv4(host)
     return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
 end
 
--- Raises at the caller of `fn` for a port outside 0-65535 (the C side checks it too,
--- but would name an internal function).
-local function check_port(port, fn)
-    if port == nil then return end
-    local n = math.tointeger(port)
-    if not n or n < 0 or n > 65535 then
-        error(("bad argument to '%s' (port out of range: %s)"):format(fn, tostring(port)), 3)
-    end
-end
-
 -- A list of {family, addr} for host; numeric hosts skip the resolver.
 local function addresses(host, port, family)
     if is_ipv4(host) then return { { family = "inet", addr = host } } end
@@ -48,7 +38,6 @@ end
 
 -- sock:connect(host, port): names are looked up first; each address is tried in turn.
 function methods:connect(host, port)
-    check_port(port, "connect")
     local fam = self:family()
     if fam == "unix" then return self:_connect(unix_path(host) or host) end
     local list, err = addresses(host, port, fam)
@@ -64,7 +53,6 @@ function methods:connect(host, port)
 end
 
 function methods:sendto(data, host, port)
-    check_port(port, "sendto")
     local list, err = addresses(host, port, (self:family()))
     if not list then return nil, err end
     return self:_sendto(data, list[1].addr, port)
@@ -95,7 +83,6 @@ local function family_for_bind(host)
 end
 
 function M.listen(host, port, opts)
-    check_port(port, "gl.listen")
     opts = opts or {}
     host = host or "0.0.0.0"
     local path = unix_path(host)
@@ -128,7 +115,6 @@ function M.listen(host, port, opts)
 end
 
 function M.connect(host, port, opts)
-    check_port(port, "gl.connect")
     opts = opts or {}
     local path = unix_path(host)
     if path then
