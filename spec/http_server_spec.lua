@@ -591,4 +591,61 @@ s.close()
         assert.is_true(gl.clock() - t0 < 1)
         assert.are.equal("", t:wait())
     end))
+    -- Without an access log the keep-alive loop runs in C (core.http_serve) and hands
+    -- requests back to Lua at the point they need its policy; with one, all of it is Lua.
+    -- Both must answer every kind of request byte for byte alike.
+    it("answers alike with the C request loop (no log) and the Lua one (a log)", green(function()
+        local big = ("0123456789abcdef"):rep(256 * 1024) -- 4 MB: more than a socket takes at once
+        local function app(req)
+            local p = req.path
+            if p == "/yield" then gl.sleep(0.01) return 200, { ["X-P"] = "y" }, "after a sleep" end
+            if p == "/yield-error" then gl.sleep(0.01) error("failed after a sleep") end
+            if p == "/big" then return 200, {}, big end
+            if p == "/bad" then return "not a status", {}, "x" end
+            if p == "/echo" then return 200, {}, assert(req:body()) end
+            if p == "/stream" then
+                local i = 0
+                return 200, {}, function() i = i + 1 if i <= 2 then return "s" .. i end end
+            end
+            return 200, { ["Content-Type"] = "text/plain" }, "hello " .. req.method .. " " .. req.target
+        end
+        local get = function(path, extra) return "GET " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") .. "\r\n" end
+        local batches = {
+            get("/a?q=1") .. get("/yield") .. get("/stream") .. "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"
+                .. "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+                .. get("/big") .. get("/after-big") .. get("/bad"),
+            get("/yield-error") .. get("/never"),
+            "GET /old HTTP/1.0\r\n\r\n",
+            get("/last", "Connection: close\r\n"),
+            "NOT A REQUEST\r\n\r\n",
+        }
+        local function answers(opts)
+            local srv, port = U.serve(app, opts)
+            local out = {}
+            for i, b in ipairs(batches) do
+                out[i] = U.raw(port, b, 5):gsub("Date: [^\r]*\r\n", "")
+            end
+            srv:stop(1)
+            return out
+        end
+        local in_c = answers({ log = false })
+        local lines = {}
+        local in_lua = answers({ log = function(l) lines[#lines + 1] = l end })
+        assert.are.equal(#batches, #in_c)
+        for i = 1, #batches do assert.are.equal(in_lua[i], in_c[i]) end
+        local first = in_c[1]
+        assert.matches("hello GET /a%?q=1", first)
+        assert.matches("X%-P: y\r\n.-after a sleep", first)
+        assert.matches("s1.-s2", first)
+        assert.truthy(first:find("\r\n\r\nbody", 1, true))
+        assert.truthy(first:find(big, 1, true))
+        assert.matches("hello GET /after%-big", first)
+        assert.matches("HTTP/1.1 500 Internal Server Error\r\n", first)
+        assert.matches("^HTTP/1.1 500", in_c[2])
+        assert.falsy(in_c[2]:find("never", 1, true)) -- the connection closed after the 500
+        assert.matches("^HTTP/1.0 200 OK\r\n.-hello GET /old$", in_c[3])
+        assert.matches("Connection: close\r\n", in_c[4])
+        assert.matches("^HTTP/1.1 400", in_c[5])
+        assert.are.equal(12, #lines) -- every answer was logged on the Lua path, the 400 too
+    end))
 end)

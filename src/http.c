@@ -1,7 +1,8 @@
 /* gl.http's input: request and response heads parsed straight out of a green socket's
  * read-ahead buffer into Lua tables, and body readers that take from the same buffer.
  * Responses and the access log are http_out.c; policy (keep-alive, limits, the app call,
- * the client's connection pool) lives in lua/gl/http/. */
+ * the client's connection pool) lives in lua/gl/http/, but for core.http_serve: the server's
+ * loop for requests without a body, which hands every other case back to that Lua. */
 #include "http.h"
 #include "http_int.h"
 
@@ -23,8 +24,9 @@
 #define HEADERS_MT "gl.http.headers" /* the case-insensitive metatable of headers tables */
 
 static const char *const upvalue_strings[] = {
-    "method",  "target",   "path", "query", "version", "headers", "_f",      "_body",
-    "_reject", "_upgrade", "1.1",  "1.0",   "status",  "reason",  "referer", "user-agent"};
+    "method",  "target",     "path",     "query",    "version",  "headers", "_f",
+    "_body",   "_reject",    "_upgrade", "1.1",      "1.0",      "status",  "reason",
+    "referer", "user-agent", "busy",     "stopping", "_hijacked"};
 #define KEY(L, k) lua_pushvalue(L, UV(k))
 
 /* [-1, +0] t[upvalue k] = value on top (t an absolute index) */
@@ -365,7 +367,8 @@ static http_body *push_body(lua_State *L, int mode, uint64_t len, uint64_t max)
 
 /* [-0, +1] Builds the request table from a parsed head, with the connection's metatable (the
  * table at mt_idx: its __index holds remote_addr, scheme and the methods). */
-static void push_request(lua_State *L, const gl_http_request *r, int mt_idx, uint64_t max_body)
+/* Returns the request's flags, also its _f. */
+static int push_request(lua_State *L, const gl_http_request *r, int mt_idx, uint64_t max_body)
 {
     lua_createtable(L, 0, 8);
     int t = lua_gettop(L);
@@ -416,6 +419,7 @@ static void push_request(lua_State *L, const gl_http_request *r, int mt_idx, uin
     lua_rawset(L, t);
     lua_pushvalue(L, mt_idx);
     lua_setmetatable(L, t);
+    return f;
 }
 
 static double now_monotonic(void)
@@ -458,11 +462,14 @@ static int l_limits(lua_State *L)
  * within header_timeout of its first bytes, however it trickles (slowloris): else nil,
  * "timeout", 408. ctx: bytes of the buffer already parsed and found incomplete (re-parse
  * only when newer bytes hold a '\n'). */
-static int read_request_k(lua_State *L, int status, lua_KContext ctx)
+/* One request's head into a table on top: returns 1 and sets *flags, or returns 2 or 3 with
+ * nil, err[, status] on top. Waits for input by yielding to k with ctx scanned << shift (the
+ * low bits are k's own). Slots 1-4 are the socket, mt, limits and HEAD_DEADLINE. */
+static int read_step(lua_State *L, int status, size_t scanned, lua_KFunction k, int shift,
+                     int *flags)
 {
     gl_sock *s = check_sock(L);
-    size_t scanned = (size_t)ctx;
-    const http_limits *hl = lua_touserdata(L, 3); /* checked by l_read_request */
+    const http_limits *hl = lua_touserdata(L, 3); /* checked by the caller */
     double timeout = hl->timeout;
     if (status == LUA_YIELD) {
         s->timeout = timeout;
@@ -490,7 +497,7 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
                 gl_http_request req;
                 int n = gl_http_parse_request(buf, s->rlen, &req, &lim);
                 if (n > 0) {
-                    push_request(L, &req, 2, (uint64_t)hl->max_body);
+                    *flags = push_request(L, &req, 2, (uint64_t)hl->max_body);
                     consume(s, (size_t)n);
                     if (s->rlen)
                         gl_sock_cork(L, s); /* pipelined: answer them in one segment */
@@ -529,10 +536,24 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
                 if (s->timeout < 0 || left < s->timeout)
                     s->timeout = left;
             }
-            return gl_sock_wait(L, s, (int)got, read_request_k, (lua_KContext)scanned);
+            return gl_sock_wait(L, s, (int)got, k, (lua_KContext)(scanned << shift));
         }
         return gl_sock_fail(L, s, 0);
     }
+}
+
+static int read_request_k(lua_State *L, int status, lua_KContext ctx)
+{
+    int flags;
+    return read_step(L, status, (size_t)ctx, read_request_k, 0, &flags);
+}
+
+static int check_limits(lua_State *L)
+{
+    const http_limits *hl = lua_touserdata(L, 3);
+    if (!hl || lua_rawlen(L, 3) != sizeof *hl || hl->magic != LIMITS_MAGIC)
+        luaL_checkudata(L, 3, LIMITS_MT); /* raises the usual error */
+    return 0;
 }
 
 static int l_read_request(lua_State *L)
@@ -540,11 +561,147 @@ static int l_read_request(lua_State *L)
     if (check_sock(L)->fd < 0)
         return luaL_error(L, "attempt to use a closed socket");
     luaL_checktype(L, 2, LUA_TTABLE);
-    const http_limits *hl = lua_touserdata(L, 3);
-    if (!hl || lua_rawlen(L, 3) != sizeof *hl || hl->magic != LIMITS_MAGIC)
-        luaL_checkudata(L, 3, LIMITS_MT); /* raises the usual error */
+    check_limits(L);
     lua_settop(L, HEAD_DEADLINE);
     return read_request_k(L, LUA_OK, 0);
+}
+
+/* core.http_serve(sock, mt, limits, app, on_error, state, srv, cinfo) -> phase, ...: the
+ * keep-alive loop of gl.http.server for the plain case, in C. Each request is read, answered
+ * by app (under on_error, as xpcall does) and sent here for as long as nothing asks for the
+ * server's Lua policy; then it returns where that policy takes over:
+ *   SERVE_READ, req | nil, err[, status]   a request with a body or over max_body, or none
+ *   SERVE_APP, req, ok, status, headers, body   the app failed, hijacked the connection,
+ *       answered with a stream, or with something respond refuses
+ *   SERVE_SENT, keep, rest1, rest2   the answer is partly sent: the rest is for sendall
+ *   nothing   the connection is done: the client left, no keep-alive, or srv.stopping.
+ * Sets state.busy while a request is under way, as the Lua loop does. */
+enum { SERVE_READ = 1, SERVE_APP, SERVE_SENT };
+enum { S_APP = 5, S_ON_ERROR, S_STATE, S_SRV, S_CINFO, S_REQ }; /* slots; 1-4 as read_step's */
+enum { AT_READ, AT_APP };                                       /* what serve_k resumes */
+
+static int serve_k(lua_State *L, int status, lua_KContext ctx);
+
+static int field_is_true(lua_State *L, int t, int key)
+{
+    lua_pushvalue(L, UV(key));
+    int yes = lua_rawget(L, t) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return yes;
+}
+
+static void set_busy(lua_State *L, int busy)
+{
+    lua_pushvalue(L, UV(U_BUSY));
+    lua_pushboolean(L, busy);
+    lua_rawset(L, S_STATE);
+}
+
+/* [-n, +n+1] returns the n values on top, with phase before them */
+static int serve_return(lua_State *L, int phase, int n)
+{
+    lua_pushinteger(L, phase);
+    lua_insert(L, -(n + 1));
+    return n + 1;
+}
+
+/* After the app: the request at S_REQ and the app's 3 results (or its error) on top. Sends
+ * the answer; returns -1 to go on with the next request, or what serve returns. */
+static int serve_answer(lua_State *L, int status, int flags)
+{
+    int ok = status == LUA_OK || status == LUA_YIELD;
+    int top = lua_gettop(L), n = ok ? 3 : 1;
+    if (!ok || field_is_true(L, S_CINFO, U_HIJACKED) || lua_type(L, top) == LUA_TFUNCTION) {
+        lua_pushvalue(L, S_REQ);
+        lua_pushboolean(L, ok);
+        lua_rotate(L, top - n + 1, 2); /* req, ok before the results */
+        return serve_return(L, SERVE_APP, n + 2);
+    }
+    if (field_is_true(L, S_SRV, U_STOPPING))
+        flags &= ~F_KEEP;
+    int base = top + 1;
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, flags);
+    lua_pushvalue(L, top - 2);
+    lua_pushvalue(L, top - 1);
+    lua_pushvalue(L, top);
+    int r = gl_http_respond_at(L, base);
+    if (r == 3) { /* the app's answer cannot be sent, and nothing was: Lua says why, sends 500 */
+        lua_settop(L, top);
+        lua_pushvalue(L, S_REQ);
+        lua_pushboolean(L, 1);
+        lua_rotate(L, top - 2, 2);
+        return serve_return(L, SERVE_APP, 5);
+    }
+    if (r == 2) /* nil, err: the client went away */
+        return 0;
+    int keep = lua_toboolean(L, -5);
+    if (!lua_isnil(L, -4) || !lua_isnil(L, -3)) {
+        lua_pop(L, 2); /* chunked, nbytes */
+        return serve_return(L, SERVE_SENT, 3);
+    }
+    return keep ? -1 : 0;
+}
+
+/* ctx: what it resumes in its low bit; above it, the head bytes already scanned (AT_READ)
+ * or the request's flags (AT_APP) */
+static int serve_k(lua_State *L, int status, lua_KContext ctx)
+{
+    size_t scanned = 0;
+    if ((ctx & 1) == AT_APP) {
+        int r = serve_answer(L, status, (int)(ctx >> 1));
+        if (r >= 0)
+            return r;
+        status = LUA_OK;
+    } else {
+        scanned = (size_t)ctx >> 1;
+    }
+    for (;;) {
+        if (status == LUA_OK) { /* a new request; else a wait for this one's head ended */
+            lua_settop(L, S_REQ);
+            lua_pushnil(L);
+            lua_replace(L, S_REQ); /* the last request is garbage now */
+            lua_pushnil(L);
+            lua_replace(L, HEAD_DEADLINE);
+            if (field_is_true(L, S_SRV, U_STOPPING))
+                return 0;
+            set_busy(L, 0);
+        }
+        int flags = 0;
+        int n = read_step(L, status, scanned, serve_k, 1, &flags); /* AT_READ: low bit 0 */
+        set_busy(L, 1);
+        if (n != 1 || (flags & (F_BODY | F_REJECT)))
+            return serve_return(L, SERVE_READ, n);
+        lua_replace(L, S_REQ);
+        lua_settop(L, S_REQ); /* drops what the last wait's resume left */
+        lua_pushvalue(L, S_APP);
+        lua_pushvalue(L, S_REQ);
+        int st = lua_pcallk(L, 1, 3, S_ON_ERROR, (lua_KContext)flags << 1 | AT_APP, serve_k);
+        int r = serve_answer(L, st, flags);
+        if (r >= 0)
+            return r;
+        status = LUA_OK;
+        scanned = 0;
+    }
+}
+
+static int l_serve(lua_State *L)
+{
+    if (check_sock(L)->fd < 0)
+        return luaL_error(L, "attempt to use a closed socket");
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_limits(L);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    luaL_checktype(L, 6, LUA_TTABLE);
+    luaL_checktype(L, 7, LUA_TTABLE);
+    luaL_checktype(L, 8, LUA_TTABLE);
+    lua_settop(L, 8);
+    /* room for the slots, the app's results, respond's arguments and what respond pushes;
+     * this frame keeps it across yields */
+    luaL_checkstack(L, S_REQ + 3 + 5 + 2 * LUA_MINSTACK, NULL);
+    lua_pushnil(L);
+    lua_insert(L, HEAD_DEADLINE); /* app moves to S_APP and on */
+    return serve_k(L, LUA_OK, 0);
 }
 
 /* core.http_read_response(sock, head_request, max_head) -> res, body|false, keep
@@ -764,6 +921,7 @@ int gl_open_http(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"http_read_request", l_read_request},
+        {"http_serve", l_serve},
         {"http_limits", l_limits},
         {"http_read_response", l_read_response},
         {"http_body_read", l_body_read},

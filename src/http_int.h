@@ -36,7 +36,10 @@ enum {
     U_REASON,
     U_REFERER,
     U_USER_AGENT,
-    U_COUNT = U_USER_AGENT
+    U_BUSY, /* the names core.http_serve reads and sets in the server's tables */
+    U_STOPPING,
+    U_HIJACKED,
+    U_COUNT = U_HIJACKED
 };
 #define UV(k) lua_upvalueindex(k)
 #define UV_HEADERS_MT UV(U_HEADERS_MT)
@@ -50,6 +53,8 @@ static inline gl_sock *check_sock(lua_State *L)
 
 /* http_out.c: core.http_respond, http_log_line, http_log_write, http_log_flush, http_date */
 int gl_http_respond(lua_State *L);
+/* the same with its five arguments at base..base+4 instead of 1..5 */
+int gl_http_respond_at(lua_State *L, int base);
 int gl_http_log_line(lua_State *L);
 int gl_http_log_write(lua_State *L);
 int gl_http_log_flush(lua_State *L);

@@ -365,17 +365,17 @@ static int bad_answer(lua_State *L)
  * now comes back as rest1 (and rest2) for sock:sendall. body: nil, a string, a list of
  * strings, or a function (a stream: only the head is sent; chunked says how the caller
  * frames the chunks). nbytes: the body bytes for the access log, nil for a stream. */
-int gl_http_respond(lua_State *L)
+int gl_http_respond_at(lua_State *L, int base)
 {
-    gl_sock *s = check_sock(L);
+    gl_sock *s = gl_sock_check(L, base);
     if (s->fd < 0)
         return luaL_error(L, "attempt to use a closed socket");
-    int flags = (int)luaL_checkinteger(L, 2);
+    int flags = (int)luaL_checkinteger(L, base + 1);
     int status;
     size_t rlen = 0;
     const char *reason = NULL;
-    if (lua_type(L, 3) == LUA_TSTRING) { /* "404 Not Found" */
-        const char *st = lua_tolstring(L, 3, &rlen);
+    if (lua_type(L, base + 2) == LUA_TSTRING) { /* "404 Not Found" */
+        const char *st = lua_tolstring(L, base + 2, &rlen);
         char *end;
         status = (int)strtol(st, &end, 10);
         reason = end;
@@ -386,30 +386,30 @@ int gl_http_respond(lua_State *L)
             return bad_answer(L);
     } else {
         int isint;
-        lua_Integer n = lua_tointegerx(L, 3, &isint);
+        lua_Integer n = lua_tointegerx(L, base + 2, &isint);
         status = isint && n >= 0 && n < 1000 ? (int)n : -1;
     }
     if (status < 100 || status > 999) {
-        if (lua_type(L, 3) == LUA_TNUMBER || lua_type(L, 3) == LUA_TSTRING)
-            lua_pushfstring(L, "gl.http: bad status %s", lua_tostring(L, 3));
+        if (lua_type(L, base + 2) == LUA_TNUMBER || lua_type(L, base + 2) == LUA_TSTRING)
+            lua_pushfstring(L, "gl.http: bad status %s", lua_tostring(L, base + 2));
         else
-            lua_pushfstring(L, "gl.http: bad status (a %s)", luaL_typename(L, 3));
+            lua_pushfstring(L, "gl.http: bad status (a %s)", luaL_typename(L, base + 2));
         return bad_answer(L);
     }
     if (!reason || !rlen) {
         reason = reason_of(status);
         rlen = strlen(reason);
     }
-    int btype = lua_type(L, 5);
+    int btype = lua_type(L, base + 4);
     if (btype == LUA_TTABLE) {
-        if (concat_list(L, 5) != 0)
+        if (concat_list(L, base + 4) != 0)
             return bad_answer(L);
         btype = LUA_TSTRING;
     }
     size_t blen = 0;
     const char *body = NULL;
     if (btype == LUA_TSTRING || btype == LUA_TNUMBER)
-        body = lua_tolstring(L, 5, &blen);
+        body = lua_tolstring(L, base + 4, &blen);
     else if (btype != LUA_TNIL && btype != LUA_TNONE && btype != LUA_TFUNCTION) {
         lua_pushliteral(L, "gl.http: body must be a string, a list or a function");
         return bad_answer(L);
@@ -428,7 +428,7 @@ int gl_http_respond(lua_State *L)
     out_put(L, line, 13);
     out_put(L, reason, rlen);
     OUT_LIT(L, "\r\n");
-    int seen = out_headers(L, 4);
+    int seen = out_headers(L, base + 3);
     if (seen < 0)
         return bad_answer(L);
     if (!(seen & H_DATE)) {
@@ -501,6 +501,11 @@ int gl_http_respond(lua_State *L)
     else
         lua_pushinteger(L, (lua_Integer)nbytes);
     return 5;
+}
+
+int gl_http_respond(lua_State *L)
+{
+    return gl_http_respond_at(L, 1);
 }
 
 /* ---- the access log ---- */

@@ -4,6 +4,7 @@
 local core = require "gl.core"
 
 local read_request = core.http_read_request
+local serve = core.http_serve
 local limits_of = core.http_limits
 local respond = core.http_respond
 local body_read = core.http_body_read
@@ -15,6 +16,7 @@ local concat = table.concat
 local type, xpcall, pcall, tostring = type, xpcall, pcall, tostring
 
 local F_KEEP, F_HEAD, F_EXPECT, F_BODY, F_REJECT = 1, 2, 8, 16, 32
+local SERVE_READ, SERVE_APP, SERVE_SENT = 1, 2, 3 -- where core.http_serve hands a request back
 local DRAIN_MAX = 1024 * 1024 -- unread body bytes drained to keep a connection; more: close
 -- closing with unread input makes the kernel reset the connection, which can destroy the
 -- answer before the client reads it; so, as nginx's lingering close, gl shuts down its
@@ -194,13 +196,84 @@ local function linger(conn)
     end
 end
 
+-- The rest of one request after its app ran (or the 413 that replaces it): the answer, the
+-- log line, the unread body. Returns nothing to go on to the next request, or true and
+-- whether the connection ends with input unread.
+local function finish(srv, conn, host, cinfo, req, f, ok, status, headers, body)
+    local o = srv.opts
+    if cinfo._hijacked then
+        if cinfo._after_hijack then pcall(cinfo._after_hijack, ok, status) end
+        return true
+    end
+    if not ok then
+        local e = status
+        if e == core.GreenletExit then error(e, 0) end
+        status = e == M.PayloadTooLarge and 413 or e == BadBody and 400 or 500
+        headers, body, f = plain_headers, reasons[status], f & ~F_KEEP
+    end
+    local b = f & F_BODY ~= 0 and req._body
+    local drain = false
+    if b and f & F_KEEP ~= 0 and not body_done(b) then
+        if f & F_EXPECT ~= 0 and not req._continued then
+            f = f & ~F_KEEP -- the client waits for a 100 that never came: close
+        else
+            drain = true
+        end
+    end
+    if srv.stopping then f = f & ~F_KEEP end
+    -- respond checks the app's answer before it sends a byte: nil, why, true when it cannot
+    local keep, rest1, rest2, chunked, nbytes = respond(conn, f, status, headers, body)
+    if keep == nil and rest2 == true then
+        report("gl.http: bad response from the app: " .. tostring(rest1))
+        status, body = 500, reasons[500]
+        keep, rest1, rest2, chunked, nbytes =
+            respond(conn, f & ~F_KEEP, 500, plain_headers, body)
+    end
+    if keep == nil then return true end -- the client went away
+    if rest1 and not conn:sendall(rest1) then return true end
+    if rest2 and not conn:sendall(rest2) then return true end
+    if not nbytes then -- a function body: stream it
+        nbytes = stream(conn, body, chunked)
+        if not nbytes then return true end
+    end
+    if o.log then log_request(o, req, status, nbytes, host) end
+    if not keep then return true, f & F_REJECT ~= 0 or (b and not body_done(b)) end
+    if drain then
+        local left = DRAIN_MAX
+        while true do
+            local data = body_read(conn, b, 65536)
+            if not data then break end
+            left = left - #data
+            if left < 0 then return true, true end
+        end
+        if not body_done(b) then return true end
+    end
+end
+
+-- One request as read_request returned it (the head, or nil, why, status): as finish.
+local function serve_request(srv, conn, host, cinfo, req, err, code)
+    if not req then
+        if code then -- malformed: answer and close
+            local o = srv.opts
+            respond(conn, 0, code, plain_headers, reasons[code] or reasons[400])
+            if o.log then log_request(o, nil, code, #(reasons[code] or reasons[400]), host) end
+            return true, code ~= 408 -- a client too slow to send its head is not waited for
+        end
+        return true
+    end
+    local f = req._f
+    if f & F_REJECT ~= 0 then
+        return finish(srv, conn, host, cinfo, req, f & ~F_KEEP, true, 413, plain_headers, reasons[413])
+    end
+    return finish(srv, conn, host, cinfo, req, f, xpcall(srv.app, on_error, req))
+end
+
 -- Serves one connection's requests; returns true when it ends with input unread.
 local function handle(srv, conn, host, port, state)
     local o, app = srv.opts, srv.app
     local st = o.socket_timeout
     local limits = limits_of(o.max_header_bytes, o.url_length_limit, o.keepalive_timeout, st,
         o.max_body_bytes or nil, o.header_timeout)
-    local log = o.log
     local cinfo = setmetatable({
         remote_addr = host, remote_port = port, _sock = conn, _hijacked = false,
         scheme = getmetatable(conn).__name == "gl.tlssocket" and "https" or "http",
@@ -210,72 +283,32 @@ local function handle(srv, conn, host, port, state)
     -- each one after the first until the client's delayed ACK (40 ms)
     conn:setoption("nodelay", true)
     conn:settimeout(st)
+    -- Without an access log, core.http_serve runs the loop in C for requests without a body
+    -- and hands each other case back here at the point it reached; with one, every request
+    -- takes the Lua path, which writes its line.
+    local in_c = not o.log
     while not srv.stopping do
-        state.busy = false
-        local req, err, code = read_request(conn, mt, limits)
-        state.busy = true
-        if not req then
-            if code then -- malformed: answer and close
-                respond(conn, 0, code, plain_headers, reasons[code] or reasons[400])
-                if log then log_request(o, nil, code, #(reasons[code] or reasons[400]), host) end
-                return code ~= 408 -- a client too slow to send its head is not waited for
-            end
-            return
-        end
-        local f = req._f
-        local ok, status, headers, body
-        if f & F_REJECT ~= 0 then
-            status, headers, body, f = 413, plain_headers, reasons[413], f & ~F_KEEP
-        else
-            ok, status, headers, body = xpcall(app, on_error, req)
-            if cinfo._hijacked then
-                if cinfo._after_hijack then pcall(cinfo._after_hijack, ok, status) end
-                return
-            end
-            if not ok then
-                local e = status
-                if e == core.GreenletExit then error(e, 0) end
-                status = e == M.PayloadTooLarge and 413 or e == BadBody and 400 or 500
-                headers, body, f = plain_headers, reasons[status], f & ~F_KEEP
-            end
-        end
-        local b = f & F_BODY ~= 0 and req._body
-        local drain = false
-        if b and f & F_KEEP ~= 0 and not body_done(b) then
-            if f & F_EXPECT ~= 0 and not req._continued then
-                f = f & ~F_KEEP -- the client waits for a 100 that never came: close
+        local done, unread
+        if in_c then
+            local phase, a, b, c, d, e = serve(conn, mt, limits, app, on_error, state, srv, cinfo)
+            if phase == SERVE_READ then
+                done, unread = serve_request(srv, conn, host, cinfo, a, b, c)
+            elseif phase == SERVE_APP then
+                done, unread = finish(srv, conn, host, cinfo, a, a._f, b, c, d, e)
+            elseif phase == SERVE_SENT then -- the socket took part of the answer: send the rest
+                if b and not conn:sendall(b) then return end
+                if c and not conn:sendall(c) then return end
+                done = not a
             else
-                drain = true
+                return -- the client left, no keep-alive, or stopping
             end
+        else
+            state.busy = false
+            local req, err, code = read_request(conn, mt, limits)
+            state.busy = true
+            done, unread = serve_request(srv, conn, host, cinfo, req, err, code)
         end
-        if srv.stopping then f = f & ~F_KEEP end
-        -- respond checks the app's answer before it sends a byte: nil, why, true when it cannot
-        local keep, rest1, rest2, chunked, nbytes = respond(conn, f, status, headers, body)
-        if keep == nil and rest2 == true then
-            report("gl.http: bad response from the app: " .. tostring(rest1))
-            status, body = 500, reasons[500]
-            keep, rest1, rest2, chunked, nbytes =
-                respond(conn, f & ~F_KEEP, 500, plain_headers, body)
-        end
-        if keep == nil then return end -- the client went away
-        if rest1 and not conn:sendall(rest1) then return end
-        if rest2 and not conn:sendall(rest2) then return end
-        if not nbytes then -- a function body: stream it
-            nbytes = stream(conn, body, chunked)
-            if not nbytes then return end
-        end
-        if log then log_request(o, req, status, nbytes, host) end
-        if not keep then return f & F_REJECT ~= 0 or (b and not body_done(b)) end
-        if drain then
-            local left = DRAIN_MAX
-            while true do
-                local data = body_read(conn, b, 65536)
-                if not data then break end
-                left = left - #data
-                if left < 0 then return true end
-            end
-            if not body_done(b) then return end
-        end
+        if done then return unread end
     end
 end
 
