@@ -566,19 +566,31 @@ static int l_read_request(lua_State *L)
     return read_request_k(L, LUA_OK, 0);
 }
 
-/* core.http_serve(sock, mt, limits, app, on_error, state, srv, cinfo) -> phase, ...: the
- * keep-alive loop of gl.http.server for the plain case, in C. Each request is read, answered
- * by app (under on_error, as xpcall does) and sent here for as long as nothing asks for the
- * server's Lua policy; then it returns where that policy takes over:
+/* core.http_serve(sock, mt, limits, app, on_error, state, srv, cinfo, log, host) -> phase,
+ * ...: the keep-alive loop of gl.http.server, in C. Each request is read, answered by app
+ * (under on_error, as xpcall does), sent and, when log is true, logged by http_log_write as
+ * from host, for as long as nothing asks for the server's Lua policy; then it returns where
+ * that policy takes over:
  *   SERVE_READ, req | nil, err[, status]   a request with a body or over max_body, or none
  *   SERVE_APP, req, ok, status, headers, body   the app failed, hijacked the connection,
  *       answered with a stream, or with something respond refuses
- *   SERVE_SENT, keep, rest1, rest2   the answer is partly sent: the rest is for sendall
+ *   SERVE_SENT, keep, rest1, rest2, req, status, nbytes   the answer is partly sent: the
+ *       rest is for sendall, and it is not logged yet
+ *   SERVE_LOGGED, keep   the log buffer was empty before this line: schedule a flush
  *   nothing   the connection is done: the client left, no keep-alive, or srv.stopping.
  * Sets state.busy while a request is under way, as the Lua loop does. */
-enum { SERVE_READ = 1, SERVE_APP, SERVE_SENT };
-enum { S_APP = 5, S_ON_ERROR, S_STATE, S_SRV, S_CINFO, S_REQ }; /* slots; 1-4 as read_step's */
-enum { AT_READ, AT_APP };                                       /* what serve_k resumes */
+enum { SERVE_READ = 1, SERVE_APP, SERVE_SENT, SERVE_LOGGED };
+enum {
+    S_APP = 5,
+    S_ON_ERROR,
+    S_STATE,
+    S_SRV,
+    S_CINFO,
+    S_LOG,
+    S_HOST,
+    S_REQ
+};                        /* 1-4: read_step's */
+enum { AT_READ, AT_APP }; /* what serve_k resumes */
 
 static int serve_k(lua_State *L, int status, lua_KContext ctx);
 
@@ -635,10 +647,28 @@ static int serve_answer(lua_State *L, int status, int flags)
     }
     if (r == 2) /* nil, err: the client went away */
         return 0;
-    int keep = lua_toboolean(L, -5);
-    if (!lua_isnil(L, -4) || !lua_isnil(L, -3)) {
-        lua_pop(L, 2); /* chunked, nbytes */
-        return serve_return(L, SERVE_SENT, 3);
+    int res = lua_gettop(L) - 4; /* keep, rest1, rest2, chunked, nbytes */
+    int keep = lua_toboolean(L, res);
+    if (!lua_isnil(L, res + 1) || !lua_isnil(L, res + 2)) {
+        lua_pushvalue(L, res);
+        lua_pushvalue(L, res + 1);
+        lua_pushvalue(L, res + 2);
+        lua_pushvalue(L, S_REQ);
+        lua_pushvalue(L, top - 2);
+        lua_pushvalue(L, res + 4);
+        return serve_return(L, SERVE_SENT, 6);
+    }
+    if (lua_toboolean(L, S_LOG)) {
+        int line = res + 5;
+        lua_pushvalue(L, S_REQ);
+        lua_pushvalue(L, top - 2);
+        lua_pushvalue(L, res + 4);
+        lua_pushvalue(L, S_HOST);
+        gl_http_log_write_at(L, line);
+        if (lua_toboolean(L, -1)) {
+            lua_pushboolean(L, keep);
+            return serve_return(L, SERVE_LOGGED, 1);
+        }
     }
     return keep ? -1 : 0;
 }
@@ -695,10 +725,10 @@ static int l_serve(lua_State *L)
     luaL_checktype(L, 6, LUA_TTABLE);
     luaL_checktype(L, 7, LUA_TTABLE);
     luaL_checktype(L, 8, LUA_TTABLE);
-    lua_settop(L, 8);
+    lua_settop(L, 10);
     /* room for the slots, the app's results, respond's arguments and what respond pushes;
      * this frame keeps it across yields */
-    luaL_checkstack(L, S_REQ + 3 + 5 + 2 * LUA_MINSTACK, NULL);
+    luaL_checkstack(L, S_REQ + 3 + 5 + 4 + 2 * LUA_MINSTACK, NULL);
     lua_pushnil(L);
     lua_insert(L, HEAD_DEADLINE); /* app moves to S_APP and on */
     return serve_k(L, LUA_OK, 0);

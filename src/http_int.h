@@ -57,6 +57,8 @@ int gl_http_respond(lua_State *L);
 int gl_http_respond_at(lua_State *L, int base);
 int gl_http_log_line(lua_State *L);
 int gl_http_log_write(lua_State *L);
+/* the same with its four arguments at base..base+3 */
+int gl_http_log_write_at(lua_State *L, int base);
 int gl_http_log_flush(lua_State *L);
 int gl_http_date(lua_State *L);
 

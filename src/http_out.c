@@ -553,12 +553,14 @@ static void out_field(lua_State *L, int t, int k, int quoted)
 
 /* Formats the combined-format line for req (table at 1, or nil), status (2), bytes (3) and
  * the client's address (4). */
-static void format_log(lua_State *L)
+/* The line for the request at base, the status and body bytes at base + 1 and + 2, and the
+ * client's address at base + 3, into the out buffer. */
+static void format_log(lua_State *L, int base)
 {
     olen = 0;
-    int t = lua_istable(L, 1) ? 1 : 0;
+    int t = lua_istable(L, base) ? base : 0;
     size_t n;
-    const char *addr = lua_tolstring(L, 4, &n);
+    const char *addr = lua_tolstring(L, base + 3, &n);
     if (addr)
         out_escaped(L, addr, n);
     else
@@ -568,16 +570,20 @@ static void format_log(lua_State *L)
     out_put(L, log_time_buf, log_time_len);
     OUT_LIT(L, " \"");
     if (t) {
-        out_field(L, 1, U_METHOD, 0);
+        out_field(L, t, U_METHOD, 0);
         OUT_LIT(L, " ");
-        out_field(L, 1, U_TARGET, 0);
+        out_field(L, t, U_TARGET, 0);
         OUT_LIT(L, " HTTP/");
-        out_field(L, 1, U_VERSION, 0);
+        out_field(L, t, U_VERSION, 0);
     } else {
         OUT_LIT(L, "-");
     }
     char num[64], *e = num;
-    lua_Integer status = luaL_checkinteger(L, 2), bytes = luaL_optinteger(L, 3, 0);
+    lua_Integer status, bytes = luaL_optinteger(L, base + 2, 0);
+    if (lua_type(L, base + 1) == LUA_TSTRING) /* "404 Not Found", as respond takes it */
+        status = strtol(lua_tostring(L, base + 1), NULL, 10);
+    else
+        status = luaL_checkinteger(L, base + 1);
     *e++ = '"';
     *e++ = ' ';
     e = put_uint(e, status > 0 ? (unsigned long long)status : 0);
@@ -590,7 +596,7 @@ static void format_log(lua_State *L)
     out_put(L, num, (size_t)(e - num));
     if (t) {
         lua_pushvalue(L, UV(U_HEADERS));
-        if (lua_rawget(L, 1) == LUA_TTABLE) {
+        if (lua_rawget(L, t) == LUA_TTABLE) {
             int h = lua_gettop(L);
             out_field(L, h, U_REFERER, 1);
             OUT_LIT(L, " ");
@@ -606,7 +612,7 @@ static void format_log(lua_State *L)
 /* core.http_log_line(req, status, bytes, remote_addr) -> the line (no newline) */
 int gl_http_log_line(lua_State *L)
 {
-    format_log(L);
+    format_log(L, 1);
     lua_pushlstring(L, obuf, olen);
     return 1;
 }
@@ -649,7 +655,12 @@ static int log_flush(void)
  * caller schedules a flush). Lines are written to stderr in batches. */
 int gl_http_log_write(lua_State *L)
 {
-    format_log(L);
+    return gl_http_log_write_at(L, 1);
+}
+
+int gl_http_log_write_at(lua_State *L, int base)
+{
+    format_log(L, base);
     OUT_LIT(L, "\n");
     int was_empty = loglen == 0;
     if (loglen + olen > logcap && loglen)

@@ -16,7 +16,7 @@ local concat = table.concat
 local type, xpcall, pcall, tostring = type, xpcall, pcall, tostring
 
 local F_KEEP, F_HEAD, F_EXPECT, F_BODY, F_REJECT = 1, 2, 8, 16, 32
-local SERVE_READ, SERVE_APP, SERVE_SENT = 1, 2, 3 -- where core.http_serve hands a request back
+local SERVE_READ, SERVE_APP, SERVE_SENT, SERVE_LOGGED = 1, 2, 3, 4 -- see core.http_serve
 local DRAIN_MAX = 1024 * 1024 -- unread body bytes drained to keep a connection; more: close
 -- closing with unread input makes the kernel reset the connection, which can destroy the
 -- answer before the client reads it; so, as nginx's lingering close, gl shuts down its
@@ -130,13 +130,17 @@ local function flush()
     end
 end
 
+local function flush_soon()
+    if not flush_pending then
+        flush_pending = true
+        core.spawn_after(0.05, flush)
+    end
+end
+
 local function log_request(o, req, status, nbytes, host)
     local log = o.log
     if log == true then
-        if log_write(req, status, nbytes, host) and not flush_pending then
-            flush_pending = true
-            core.spawn_after(0.05, flush)
-        end
+        if log_write(req, status, nbytes, host) then flush_soon() end
     elseif log then
         pcall(log, log_line(req, status, nbytes, host))
     end
@@ -283,21 +287,26 @@ local function handle(srv, conn, host, port, state)
     -- each one after the first until the client's delayed ACK (40 ms)
     conn:setoption("nodelay", true)
     conn:settimeout(st)
-    -- Without an access log, core.http_serve runs the loop in C for requests without a body
-    -- and hands each other case back here at the point it reached; with one, every request
-    -- takes the Lua path, which writes its line.
-    local in_c = not o.log
+    -- core.http_serve runs the loop in C for requests without a body and hands each other
+    -- case back here at the point it reached; a log function is called from this Lua path.
+    local log = o.log
+    local in_c = type(log) ~= "function"
     while not srv.stopping do
         local done, unread
         if in_c then
-            local phase, a, b, c, d, e = serve(conn, mt, limits, app, on_error, state, srv, cinfo)
+            local phase, a, b, c, d, e, g =
+                serve(conn, mt, limits, app, on_error, state, srv, cinfo, log, host)
             if phase == SERVE_READ then
                 done, unread = serve_request(srv, conn, host, cinfo, a, b, c)
             elseif phase == SERVE_APP then
                 done, unread = finish(srv, conn, host, cinfo, a, a._f, b, c, d, e)
+            elseif phase == SERVE_LOGGED then
+                flush_soon()
+                done = not a
             elseif phase == SERVE_SENT then -- the socket took part of the answer: send the rest
                 if b and not conn:sendall(b) then return end
                 if c and not conn:sendall(c) then return end
+                if log then log_request(o, d, e, g, host) end
                 done = not a
             else
                 return -- the client left, no keep-alive, or stopping
