@@ -12,6 +12,17 @@ print("port " .. select(2, srv:getsockname()))
 gl.http.server(srv, function() return 200, {}, "ok" end) -- the default log: stderr
 ]]
 
+-- The port the server script printed to portfile, once it has.
+local function wait_port(portfile)
+    local port
+    helper.wait_until(function()
+        port = tonumber(proc.read_file(portfile):match("port (%d+)"))
+        return port ~= nil
+    end, 5, 0.02)
+    assert.is_number(port)
+    return port
+end
+
 describe("gl.http access log", function()
     it("does not block the hub when stderr is a full pipe", green(function()
         local script = proc.tempfile(SERVER, ".lua")
@@ -19,12 +30,7 @@ describe("gl.http access log", function()
         -- stderr goes into a pipe whose reader only sleeps: it fills after 64 KiB
         local h = proc.start(("sh -c %s"):format(proc.quote(
             ("%s %s 2>&1 >%s | sleep 60"):format(proc.GL, script, portfile))))
-        local port
-        helper.wait_until(function()
-            port = tonumber(proc.read_file(portfile):match("port (%d+)"))
-            return port ~= nil
-        end, 5, 0.02)
-        assert.is_number(port)
+        local port = wait_port(portfile)
         local url = ("http://127.0.0.1:%d/a-path-that-makes-each-log-line-longer"):format(port)
         local answered = 0
         for _ = 1, 2000 do -- about 200 KB of log lines
@@ -56,12 +62,7 @@ end)
 ]], ".lua")
         local portfile, logfile = os.tmpname(), os.tmpname()
         local h = proc.start(("%s %s >%s 2>%s"):format(proc.GL, script, portfile, logfile))
-        local port
-        helper.wait_until(function()
-            port = tonumber(proc.read_file(portfile):match("port (%d+)"))
-            return port ~= nil
-        end, 5, 0.02)
-        assert.is_number(port)
+        local port = wait_port(portfile)
         local s = assert(gl.connect("127.0.0.1", port))
         s:settimeout(10)
         s:sendall("GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: spec\r\n\r\n"
