@@ -613,6 +613,8 @@ s.close()
         local batches = {
             get("/a?q=1") .. get("/yield") .. get("/stream") .. "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"
                 .. "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+                .. "POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345"
+                .. get("/after-unread")
                 .. get("/big") .. get("/after-big") .. get("/bad"),
             get("/yield-error") .. get("/never"),
             "GET /old HTTP/1.0\r\n\r\n",
@@ -638,6 +640,8 @@ s.close()
         assert.matches("X%-P: y\r\n.-after a sleep", first)
         assert.matches("s1.-s2", first)
         assert.truthy(first:find("\r\n\r\nbody", 1, true))
+        assert.matches("hello POST /unread", first)
+        assert.matches("hello GET /after%-unread", first) -- the unread body was drained
         assert.truthy(first:find(big, 1, true))
         assert.matches("hello GET /after%-big", first)
         assert.matches("HTTP/1.1 500 Internal Server Error\r\n", first)
@@ -646,6 +650,6 @@ s.close()
         assert.matches("^HTTP/1.0 200 OK\r\n.-hello GET /old$", in_c[3])
         assert.matches("Connection: close\r\n", in_c[4])
         assert.matches("^HTTP/1.1 400", in_c[5])
-        assert.are.equal(12, #lines) -- every answer was logged on the Lua path, the 400 too
+        assert.are.equal(14, #lines) -- every answer was logged on the Lua path, the 400 too
     end))
 end)

@@ -571,9 +571,10 @@ static int l_read_request(lua_State *L)
  * (under on_error, as xpcall does), sent and, when log is true, logged by http_log_write as
  * from host, for as long as nothing asks for the server's Lua policy; then it returns where
  * that policy takes over:
- *   SERVE_READ, req | nil, err[, status]   a request with a body or over max_body, or none
+ *   SERVE_READ, req | nil, err[, status]   a request over max_body, or none
  *   SERVE_APP, req, ok, status, headers, body   the app failed, hijacked the connection,
- *       answered with a stream, or with something respond refuses
+ *       answered with a stream, or with something respond refuses, or left some of the
+ *       request's body unread (the Lua policy drains or closes)
  *   SERVE_SENT, keep, rest1, rest2, req, status, nbytes   the answer is partly sent: the
  *       rest is for sendall, and it is not logged yet
  *   SERVE_LOGGED, keep   the log buffer was empty before this line: schedule a flush
@@ -593,6 +594,19 @@ enum {
 enum { AT_READ, AT_APP }; /* what serve_k resumes */
 
 static int serve_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Whether the request at S_REQ has a body the app has not read to its end. */
+static int body_unread(lua_State *L, int flags)
+{
+    if (!(flags & F_BODY))
+        return 0;
+    lua_pushvalue(L, UV(U_BODY));
+    lua_rawget(L, S_REQ);
+    const http_body *b = luaL_testudata(L, -1, BODY_MT); /* push_request's, unless replaced */
+    int unread = !b || !b->done;
+    lua_pop(L, 1);
+    return unread;
+}
 
 static int field_is_true(lua_State *L, int t, int key)
 {
@@ -623,7 +637,8 @@ static int serve_answer(lua_State *L, int status, int flags)
 {
     int ok = status == LUA_OK || status == LUA_YIELD;
     int top = lua_gettop(L), n = ok ? 3 : 1;
-    if (!ok || field_is_true(L, S_CINFO, U_HIJACKED) || lua_type(L, top) == LUA_TFUNCTION) {
+    if (!ok || field_is_true(L, S_CINFO, U_HIJACKED) || lua_type(L, top) == LUA_TFUNCTION ||
+        body_unread(L, flags)) {
         lua_pushvalue(L, S_REQ);
         lua_pushboolean(L, ok);
         lua_rotate(L, top - n + 1, 2); /* req, ok before the results */
@@ -700,7 +715,7 @@ static int serve_k(lua_State *L, int status, lua_KContext ctx)
         int flags = 0;
         int n = read_step(L, status, scanned, serve_k, 1, &flags); /* AT_READ: low bit 0 */
         set_busy(L, 1);
-        if (n != 1 || (flags & (F_BODY | F_REJECT)))
+        if (n != 1 || (flags & F_REJECT))
             return serve_return(L, SERVE_READ, n);
         lua_replace(L, S_REQ);
         lua_settop(L, S_REQ); /* drops what the last wait's resume left */
