@@ -652,4 +652,32 @@ s.close()
         assert.matches("^HTTP/1.1 400", in_c[5])
         assert.are.equal(14, #lines) -- every answer was logged on the Lua path, the 400 too
     end))
+    -- req:body() takes a Content-Length body in one piece when it came with its head
+    -- (core.http_body_rest) and reads on when it did not; both give the whole body, the same
+    -- string on a second call
+    it("reads a body that came with its head and one that comes later alike", green(function()
+        local entered = gl.Event()
+        local function app(req)
+            if req.path == "/split" then entered:send(true) end
+            local a = assert(req:body())
+            assert(rawequal(a, req:body()))
+            return 200, {}, ("%s:%d:%s"):format(req.path, #a, a:sub(1, 3) .. a:sub(-3))
+        end
+        local srv, port = U.serve(app)
+        local body = ("0123456789"):rep(30) -- 300 bytes
+        local head = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 300\r\n\r\n"
+        local s = assert(gl.connect("127.0.0.1", port))
+        s:settimeout(5)
+        s:sendall(head:format("/whole") .. body)
+        s:sendall(head:format("/split") .. body:sub(1, 100))
+        assert.is_true(entered:wait(5)) -- the app runs with two thirds of its body not sent yet
+        s:sendall(body:sub(101))
+        s:sendall("GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        local out = s:read("a")
+        s:close()
+        srv:stop(1)
+        assert.matches("/whole:300:012789", out, 1, true)
+        assert.matches("/split:300:012789", out, 1, true)
+        assert.matches("/after:0:", out, 1, true)
+    end))
 end)

@@ -370,7 +370,9 @@ static http_body *push_body(lua_State *L, int mode, uint64_t len, uint64_t max)
 /* Returns the request's flags, also its _f. */
 static int push_request(lua_State *L, const gl_http_request *r, int mt_idx, uint64_t max_body)
 {
-    lua_createtable(L, 0, 8);
+    /* with a body, room for _body and what Request:read and :body add (_text, _continued):
+     * a 9th key would rehash the table */
+    lua_createtable(L, 0, r->content_length > 0 || r->chunked ? 11 : 8);
     int t = lua_gettop(L);
     KEY(L, U_METHOD);
     lua_pushlstring(L, r->method.p, r->method.len);
@@ -927,6 +929,23 @@ static int l_body_read(lua_State *L)
     return body_read_k(L, LUA_OK, 0);
 }
 
+/* core.http_body_rest(sock, body) -> the rest of a Content-Length body when all of it is
+ * in the read buffer already (the usual small body, which came with its head), else nil:
+ * req:body() in one call instead of a loop of reads. */
+static int l_body_rest(lua_State *L)
+{
+    gl_sock *s = gl_sock_check_open(L, 1);
+    http_body *b = luaL_checkudata(L, 2, BODY_MT);
+    if (b->mode != GL_HTTP_BODY_LENGTH || b->failed || b->done || b->left > s->rlen ||
+        (s->reader && s->reader != gl_current(L)))
+        return 0;
+    lua_pushlstring(L, s->rbuf + s->rpos, (size_t)b->left);
+    consume(s, (size_t)b->left);
+    b->left = 0;
+    b->done = 1;
+    return 1;
+}
+
 /* core.http_body_done(body) -> true when the whole body has been read */
 static int l_body_done(lua_State *L)
 {
@@ -970,6 +989,7 @@ int gl_open_http(lua_State *L)
         {"http_limits", l_limits},
         {"http_read_response", l_read_response},
         {"http_body_read", l_body_read},
+        {"http_body_rest", l_body_rest},
         {"http_body_done", l_body_done},
         {"http_body", l_body},
         {"http_respond", gl_http_respond},

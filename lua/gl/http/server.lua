@@ -8,6 +8,7 @@ local serve = core.http_serve
 local limits_of = core.http_limits
 local respond = core.http_respond
 local body_read = core.http_body_read
+local body_rest = core.http_body_rest
 local body_done = core.http_body_done
 local log_write = core.http_log_write
 local log_line = core.http_log_line
@@ -45,6 +46,9 @@ local CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n"
 -- ("" when nothing is left).
 function Request:read(n)
     if n == nil then
+        local b = self._body
+        local rest = b and body_rest(self._sock, b) -- all of it buffered: one string at once
+        if rest then return rest end
         local parts = {}
         while true do
             local data, err = self:read(65536)
