@@ -455,6 +455,20 @@ static void test_lookup(void)
     CHECK(!gl_http_name_eq(req.headers[0].name, "hosts"));
     CHECK(!gl_http_name_eq((gl_http_slice){"a[", 2}, "a{")); /* no case folding beyond letters */
     CHECK(gl_http_ieq("X-Id", 4, "x-iD", 4) && !gl_http_ieq("X-Id", 4, "x-i", 3));
+    CHECK(gl_http_ieq("", 0, "", 0) && gl_http_ieq("X-Request-Id", 12, "x-REQUEST-id", 12));
+    CHECK(gl_http_ieq("Content-LengthAZaz09", 20, "cONTENT-lENGTHazAZ09", 20));
+    CHECK(!gl_http_ieq("X-Request-Id", 12, "X-Request-Ix", 12)); /* in the tail */
+    CHECK(!gl_http_ieq("X-Request-Id", 12, "Y-Request-Id", 12)); /* in the first 8 */
+    /* only letters fold: each pair differs in bit 5 alone, and none is a letter pair */
+    CHECK(!gl_http_ieq("@[\\]^_", 6, "`{|}~\x7f", 6) && !gl_http_ieq("a-b", 3, "a\rb", 3));
+    CHECK(!gl_http_ieq("\xc1", 1, "\xe1", 1) && gl_http_ieq("\xc1\x80", 2, "\xc1\x80", 2));
+    for (int c = 0; c < 256; c++) { /* every byte: its ASCII fold matches, bit 5 only for letters */
+        int folded = c >= 'A' && c <= 'Z' ? c + 32 : c;
+        int letter = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+        char x = (char)c, y = (char)folded, z = (char)(c ^ 0x20);
+        CHECK(gl_http_ieq(&x, 1, &y, 1) && gl_http_ieq(&y, 1, &x, 1));
+        CHECK(gl_http_ieq(&x, 1, &z, 1) == letter);
+    }
     CHECK(gl_http_is_token("X-Request_Id.~!#$%&'*+^`|", 25));
     CHECK(!gl_http_is_token("Bad Name", 8) && !gl_http_is_token("a:b", 3));
     CHECK(!gl_http_is_token("", 0) && !gl_http_is_token("a\0b", 3) && !gl_http_is_token("\x80", 1));
