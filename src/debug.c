@@ -19,13 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- hub_listeners ---- */
 
 typedef struct listeners_ctx {
@@ -107,7 +100,7 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    atomic_store(&bd.last_beat, now_mono());
+    atomic_store(&bd.last_beat, gl_hub_now());
 }
 
 static void report_hook(lua_State *L, lua_Debug *ar)
@@ -116,14 +109,14 @@ static void report_hook(lua_State *L, lua_Debug *ar)
     lua_sethook(L, NULL, 0, 0);
     atomic_store(&bd.hooked, NULL);
     gl_thread *t = gl_current(L);
-    double held = now_mono() - atomic_load(&bd.last_beat);
+    double held = gl_hub_now() - atomic_load(&bd.last_beat);
     luaL_traceback(L, L, NULL, 0);
     fprintf(stderr, "gl: green thread %lld has held the hub for %.2f s (limit %.2f s)\n%s\n",
             t ? (long long)t->id : -1LL, held, bd.limit, lua_tostring(L, -1));
     fflush(stderr);
     lua_pop(L, 1);
     /* one report per blocking stretch: the next starts from now */
-    atomic_store(&bd.last_beat, now_mono());
+    atomic_store(&bd.last_beat, gl_hub_now());
 }
 
 static void *watchdog_main(void *arg)
@@ -135,7 +128,7 @@ static void *watchdog_main(void *arg)
         nanosleep(&ts, NULL);
         if (atomic_load(&bd.stop))
             break;
-        if (now_mono() - atomic_load(&bd.last_beat) > bd.limit && !atomic_load(&bd.hooked)) {
+        if (gl_hub_now() - atomic_load(&bd.last_beat) > bd.limit && !atomic_load(&bd.hooked)) {
             gl_thread *t = bd.hub->current; /* racy read, as a signal handler's would be */
             if (t && t->co) {
                 atomic_store(&bd.hooked, t->co);
@@ -206,7 +199,7 @@ static int l_blocking(lua_State *L)
     bd.hub = h;
     bd.limit = sec;
     atomic_store(&bd.stop, 0);
-    atomic_store(&bd.last_beat, now_mono());
+    atomic_store(&bd.last_beat, gl_hub_now());
     bd.beat_ev = event_new(h->base, -1, EV_PERSIST, beat_cb, NULL);
     double step = sec / 4;
     struct timeval tv = {(time_t)step, (suseconds_t)((step - (double)(time_t)step) * 1e6)};

@@ -2,6 +2,7 @@
  * gl_dns_lookup. Owns the hub's resolver (made on first use) and the requests libevent
  * still holds; parking and waking belong to sched.c. Never calls the blocking resolver. */
 #include "dns.h"
+#include "hub.h"
 #include "sched.h"
 
 #include <arpa/inet.h>
@@ -65,13 +66,6 @@ typedef struct dns_cont {
     lua_KFunction k;
     lua_KContext ctx;
 } dns_cont;
-
-static double now_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- names ---- */
 
@@ -428,7 +422,7 @@ static void lookup_cb(int err, struct evutil_addrinfo *res, void *arg)
         if (err == 0)
             push_list(L, res, req->family, req->port);
         else
-            push_gai_error(L, err, now_monotonic() - req->start, budget);
+            push_gai_error(L, err, gl_hub_now() - req->start, budget);
         /* deliver one value: the list, or the error text */
         if (lua_isnil(L, -1))
             lua_pop(L, 1);
@@ -514,7 +508,7 @@ int gl_dns_lookup(lua_State *L, const char *host, int port, int family, lua_KFun
     req->base = b;
     req->port = port;
     req->family = family;
-    req->start = now_monotonic();
+    req->start = gl_hub_now();
     req->next = dns->reqs;
     if (dns->reqs)
         dns->reqs->prev = req;

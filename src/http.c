@@ -2,8 +2,9 @@
  * read-ahead buffer into Lua tables, and body readers that take from the same buffer.
  * Responses and the access log are http_out.c; policy (keep-alive, limits, the app call,
  * the client's connection pool) lives in lua/gl/http/, but for core.http_serve: the server's
- * loop for requests without a body, which hands every other case back to that Lua. */
+ * keep-alive loop, which hands every request that needs that policy back to it. */
 #include "http.h"
+#include "hub.h"
 #include "http_int.h"
 
 #include "http_parser.h"
@@ -424,13 +425,6 @@ static int push_request(lua_State *L, const gl_http_request *r, int mt_idx, uint
     return f;
 }
 
-static double now_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 #define HEAD_DEADLINE 4 /* stack slot: when the head under way must be complete */
 #define LIMITS_MT "gl.http.limits"
 #define LIMITS_MAGIC 0x676c686cu /* "glhl" */
@@ -478,8 +472,7 @@ static int read_step(lua_State *L, int status, size_t scanned, lua_KFunction k, 
         int r = gl_sock_after_wait(L, s, status);
         if (r < 0) { /* nil, err only: a status is for the server to answer */
             lua_settop(L, lua_gettop(L) + r + 2);
-            if (lua_isnumber(L, HEAD_DEADLINE) &&
-                now_monotonic() >= lua_tonumber(L, HEAD_DEADLINE)) {
+            if (lua_isnumber(L, HEAD_DEADLINE) && gl_hub_now() >= lua_tonumber(L, HEAD_DEADLINE)) {
                 lua_pushinteger(L, 408);
                 return 3;
             }
@@ -523,7 +516,7 @@ static int read_step(lua_State *L, int status, size_t scanned, lua_KFunction k, 
             s->timeout = s->rlen ? timeout : hl->keepalive_timeout;
             double head_timeout = hl->header_timeout;
             if (s->rlen && head_timeout >= 0) {
-                double now = now_monotonic();
+                double now = gl_hub_now();
                 if (lua_isnil(L, HEAD_DEADLINE)) {
                     lua_pushnumber(L, now + head_timeout);
                     lua_replace(L, HEAD_DEADLINE);
@@ -550,12 +543,11 @@ static int read_request_k(lua_State *L, int status, lua_KContext ctx)
     return read_step(L, status, (size_t)ctx, read_request_k, 0, &flags);
 }
 
-static int check_limits(lua_State *L)
+static void check_limits(lua_State *L)
 {
     const http_limits *hl = lua_touserdata(L, 3);
     if (!hl || lua_rawlen(L, 3) != sizeof *hl || hl->magic != LIMITS_MAGIC)
         luaL_checkudata(L, 3, LIMITS_MT); /* raises the usual error */
-    return 0;
 }
 
 static int l_read_request(lua_State *L)
@@ -705,9 +697,8 @@ static int serve_k(lua_State *L, int status, lua_KContext ctx)
     }
     for (;;) {
         if (status == LUA_OK) { /* a new request; else a wait for this one's head ended */
-            lua_settop(L, S_REQ);
-            lua_pushnil(L);
-            lua_replace(L, S_REQ); /* the last request is garbage now */
+            lua_settop(L, S_REQ - 1);
+            lua_pushnil(L); /* S_REQ: the last request is garbage now */
             lua_pushnil(L);
             lua_replace(L, HEAD_DEADLINE);
             if (field_is_true(L, S_SRV, U_STOPPING))

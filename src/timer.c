@@ -1,5 +1,6 @@
 /* Time: gl.sleep, the monotonic clock, gl.Timeout, and the C API's gl_wait_timer and
  * gl_wait_fd. Parking and waking themselves belong to sched.c. */
+#include "hub.h"
 #include "sched.h"
 #include "gl.h" /* gives the public gl_wait_timer, gl_wake_ready... default visibility */
 
@@ -71,16 +72,9 @@ int gl_wait_fd(lua_State *L, int fd, int what, double timeout, lua_KFunction k, 
     return gl_sched_park(L, t, k, ctx);
 }
 
-static double now_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int l_clock(lua_State *L)
 {
-    lua_pushnumber(L, now_monotonic());
+    lua_pushnumber(L, gl_hub_now());
     return 1;
 }
 
